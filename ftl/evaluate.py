@@ -1,0 +1,16 @@
+"Test-set metrics as pure functions of labels and predictions (scikit-learn underneath)"
+from __future__ import annotations
+import numpy as np
+from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support, confusion_matrix
+
+__all__ = ['test_metrics']
+
+def test_metrics(y_true, y_pred, classes) -> dict:
+    "Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix (rows: true, cols: predicted)"
+    y_true, y_pred, labels = np.asarray(y_true), np.asarray(y_pred), np.arange(len(classes))
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    return dict(accuracy=float(accuracy_score(y_true, y_pred)),
+                macro_f1=float(f1_score(y_true, y_pred, labels=labels, average='macro', zero_division=0)),
+                per_class={c: dict(precision=float(p[i]), recall=float(r[i]), f1=float(f[i]), support=int(s[i]))
+                           for i, c in enumerate(classes)},
+                confusion=confusion_matrix(y_true, y_pred, labels=labels).tolist(), classes=list(classes))
