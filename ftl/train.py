@@ -67,7 +67,9 @@ class History(Callback):
     def before_fit(self):
         if not hasattr(self.learn, 'lr_finder'):
             trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
-            self.stages.append(dict(epochs_max=self.n_epoch, trainable_params=trainable, peak_lr=[0.]*len(self.opt.param_groups)))
+            groups = [any(p.requires_grad for p in ps if p.ndim > 1) for ps in self.opt.param_lists]  # weights, not BN/bias
+            self.stages.append(dict(epochs_max=self.n_epoch, trainable_params=trainable, trainable_groups=groups,
+                                    peak_lr=[0.]*len(groups)))
     def after_batch(self):
         if self.training: self.stages[-1]['peak_lr'] = [max(a, h['lr']) for a, h in zip(self.stages[-1]['peak_lr'], self.opt.hypers)]
     def after_epoch(self):

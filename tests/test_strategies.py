@@ -1,0 +1,58 @@
+import numpy as np, pytest, torch
+from ftl.train import Config, build_learner, History
+from ftl.strategies import STRATEGIES
+from ftl.data import make_dls
+from ftl.strategies import augmentations
+
+def cfg(**kw): return Config(**{**dict(dataset='synthetic', size=32, arch='efficientnet_lite0', epochs=1, bs=16), **kw})
+
+def fit(strategy, **kw):
+    c = cfg(strategy=strategy, **kw)
+    learn, _ = build_learner(c)
+    before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    hist = History()
+    with learn.no_bar(), learn.no_logging(): STRATEGIES[strategy](learn, c, [hist])
+    return learn, before, hist
+
+def test_feature_extraction_changes_only_the_head():
+    learn, before, hist = fit('feature-extraction')
+    after = learn.model.state_dict()
+    body = [k for k in after if k.startswith('0.')]
+    assert any('running_mean' in k for k in body)
+    assert all(torch.equal(before[k], after[k]) for k in body)  # weights and BatchNorm running statistics untouched
+    assert not torch.equal(before['1.2.weight'], after['1.2.weight'])  # the linear head trained
+    assert hist.stages[0]['trainable_groups'] == [False, False, False, True]
+    assert hist.stages[0]['trainable_params'] == sum(p.numel() for p in learn.model[1].parameters())
+
+def test_gradual_unfreeze_goes_top_down_until_all_train():
+    learn, before, hist = fit('gradual-unfreeze', epochs=4)
+    assert [s['trainable_groups'] for s in hist.stages] == [
+        [False, False, False, True], [False, False, True, True], [False, True, True, True], [True, True, True, True]]
+    assert all(p.requires_grad for p in learn.model.parameters())
+
+def test_discriminative_lrs_differ_per_group_and_grow_toward_the_head():
+    learn, before, hist = fit('discriminative-lr')
+    lrs = hist.stages[0]['peak_lr']
+    assert len(lrs) == 4 and all(a < b for a, b in zip(lrs, lrs[1:]))
+    assert np.isclose(lrs[-1]/lrs[0], 100, rtol=0.01)
+    assert all(g for g in hist.stages[0]['trainable_groups'])
+
+def test_full_finetune_trains_everything_with_one_lr():
+    learn, before, hist = fit('full-finetune')
+    assert len(set(np.round(hist.stages[0]['peak_lr'], 12))) == 1 and all(hist.stages[0]['trainable_groups'])
+    assert not torch.equal(before['0.model.conv_stem.weight'], learn.model.state_dict()['0.model.conv_stem.weight'])
+
+def test_fastai_fine_tune_is_head_then_all():
+    learn, before, hist = fit('fine-tune', epochs=2)
+    assert [s['trainable_groups'] for s in hist.stages] == [[False, False, False, True], [True]*4]
+
+def test_augmentation_changes_the_training_pipeline_only(synthetic):
+    plain, aug = make_dls(synthetic, bs=16), make_dls(synthetic, bs=16, augment=augmentations(True))
+    xb = plain.valid.one_batch()[0]
+    # validation (and test) never augmented: fastai's affine step only resamples them with the identity grid
+    assert torch.allclose(aug.valid.one_batch()[0], xb, atol=1e-5)
+    b_plain = next(iter(plain.train.new(shuffle=False)))[0]
+    torch.manual_seed(0)
+    b_aug = next(iter(aug.train.new(shuffle=False)))[0]
+    assert b_plain.shape == b_aug.shape and not torch.allclose(b_plain, b_aug)
+    assert len(aug.train.after_batch.fs) > len(plain.train.after_batch.fs)
