@@ -1,6 +1,6 @@
 "ftl experiments: `python experiments.py --suite <name>` runs a study, resumably, and prints its table"
 from fastcore.script import call_parse
-from ftl import suites, records, train
+from ftl import suites, records, train, report
 
 SUITES = {  # the study, in reading order
     'smoke':         suites.smoke,          # one real pretrained run on the embedded default
@@ -37,3 +37,4 @@ def main(suite:str='smoke',          # study to run: smoke, architectures, strat
     cols = ['arch', 'pretrained', 'strategy', 'augment', 'fraction', 'seed', 'n_train', 'best_epoch', 'epochs_run',
             'valid_macro_f1', 'test_accuracy', 'test_macro_f1', 'train_seconds']
     print(df[df.key.isin([c.key() for c in configs])][cols].round(3).to_string(index=False))
+    report.write_suite_outputs(suite, results)  # tables under results/, figures under figures/

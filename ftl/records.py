@@ -4,7 +4,7 @@ import json, os, tempfile
 from pathlib import Path
 import pandas as pd
 
-__all__ = ['record_path', 'save_record', 'load_record', 'run_suite', 'load_records']
+__all__ = ['record_path', 'save_record', 'load_record', 'run_suite', 'read_records', 'load_records']
 
 def record_path(results, suite, cfg) -> Path: return Path(results)/suite/f'{cfg.key()}.json'
 
@@ -34,13 +34,20 @@ def run_suite(configs, suite, results='results', run_fn=None, on_record=None) ->
         if on_record: on_record(rec, fresh)
     return records
 
-def load_records(folder) -> pd.DataFrame:
-    "All records under `folder` (recursively) as one row each: config fields, test metrics, timings"
-    rows = []
+def read_records(folder) -> list:
+    "Every run record under `folder` (recursively), each with its `suite` and `path`"
+    recs = []
     for p in sorted(Path(folder).rglob('*.json')):
         if p.name.startswith('.tmp-'): continue
         r = load_record(p)
-        if 'config' not in r: continue
+        if 'config' in r and 'history' in r: recs.append({**r, 'suite': p.parent.name, 'path': str(p)})
+    return recs
+
+def load_records(folder) -> pd.DataFrame:
+    "All records under `folder` (recursively) as one row each: config fields, test metrics, timings"
+    rows = []
+    for r in read_records(folder):
+        p = Path(r['path'])
         best = r['history'][r['best_epoch']]
         rows.append({**r['config'], 'suite': p.parent.name, 'key': r['key'], 'test_accuracy': r['test']['accuracy'],
                      'valid_loss': best['valid_loss'], 'valid_accuracy': best['accuracy'], 'valid_macro_f1': best['macro_f1'],

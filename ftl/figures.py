@@ -1,0 +1,60 @@
+"Figures from run records: training curves as small multiples"
+from __future__ import annotations
+from pathlib import Path
+import numpy as np
+import matplotlib
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt
+
+__all__ = ['training_curves', 'save']
+
+def save(fig, path) -> Path:
+    "Save `fig` as PNG (for the README and notes) and PDF (for the report), then close it"
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path.with_suffix('.png'), dpi=130, bbox_inches='tight'); fig.savefig(path.with_suffix('.pdf'), bbox_inches='tight')
+    plt.close(fig)
+    return path.with_suffix('.png')
+
+def _panel(ax, r, title):
+    "Train and validation loss, validation accuracy (right axis), best epoch and stage boundaries of one run"
+    h = r['history']
+    ep = np.arange(1, len(h) + 1)
+    ax.plot(ep, [e['train_loss'] for e in h], 'o-', ms=3, label='train loss')
+    ax.plot(ep, [e['valid_loss'] for e in h], 's-', ms=3, label='valid loss')
+    ax2 = ax.twinx()
+    ax2.plot(ep, [e['accuracy'] for e in h], '^--', ms=3, color='tab:green', label='valid acc')
+    ax2.set_ylim(0, 1); ax2.tick_params(labelsize=7)
+    stages = [e['stage'] for e in h]
+    for i in range(1, len(stages)):
+        if stages[i] != stages[i-1]: ax.axvline(i + 0.5, color='grey', ls=':', lw=1)
+    ax.axvline(r['best_epoch'] + 1, color='tab:red', lw=1.5, alpha=0.6)
+    ax.set_title(title, fontsize=8); ax.tick_params(labelsize=7); ax.set_xlabel('epoch', fontsize=7)
+    return ax2
+
+def training_curves(records, title_of, path, suptitle='', ncols=4) -> Path:
+    "One panel per run (titled by `title_of(record)`): losses, validation accuracy, best epoch (red), stages (dotted)"
+    n = len(records); nrows = int(np.ceil(n/ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.1*ncols, 2.4*nrows), squeeze=False)
+    for ax, r in zip(axes.flat, records): ax2 = _panel(ax, r, title_of(r))
+    for ax in axes.flat[n:]: ax.axis('off')
+    h1, l1 = axes.flat[0].get_legend_handles_labels(); h2, l2 = ax2.get_legend_handles_labels()
+    fig.legend(h1 + h2 + [plt.Line2D([], [], color='tab:red'), plt.Line2D([], [], color='grey', ls=':')],
+               l1 + l2 + ['best epoch (restored)', 'stage boundary'], loc='lower center', ncol=5, fontsize=8,
+               bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle(suptitle, fontsize=10); fig.tight_layout(rect=(0, 0.04, 1, 0.97))
+    return save(fig, path)
+
+def efficiency_plot(table, level=None, path='figures/data_efficiency', title='') -> Path:
+    "Test accuracy and macro-F1 vs training images (log x), both inits with std error bars; scratch@100 % as a line"
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, (m, name) in zip(axes, [('acc', 'test accuracy'), ('f1', 'test macro-F1')]):
+        for init, style in (('pretrained', 'o-'), ('scratch', 's--')):
+            d = table[table.init == init].sort_values('n_train')
+            if d.empty: continue
+            ax.errorbar(d.n_train, d[f'{m}_mean'], yerr=d[f'{m}_std'].fillna(0), fmt=style, capsize=3, label=init)
+        full = table[(table.init == 'scratch') & (table.fraction == 1.0)]
+        if not full.empty: ax.axhline(full[f'{m}_mean'].iloc[0], color='grey', ls=':', label='scratch @ 100 %')
+        ax.set_xscale('log'); ax.set_xlabel('training images (log scale)'); ax.set_ylabel(name); ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10); fig.tight_layout()
+    return save(fig, path)
