@@ -58,3 +58,41 @@ def efficiency_plot(table, level=None, path='figures/data_efficiency', title='')
         ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=10); fig.tight_layout()
     return save(fig, path)
+
+def confusion(test: dict, path, title='') -> Path:
+    "Confusion matrix of a record's test metrics: counts and row-normalised (recall on the diagonal)"
+    cm, classes = np.array(test['confusion']), test['classes']
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    for ax, (mat, fmt, name) in zip(axes, [(cm, 'd', 'counts'), (cm/cm.sum(1, keepdims=True).clip(1), '.2f', 'row-normalised')]):
+        ax.imshow(mat, cmap='Blues')
+        for i in range(len(classes)):
+            for j in range(len(classes)):
+                ax.text(j, i, format(mat[i, j], fmt), ha='center', va='center', fontsize=8,
+                        color='white' if mat[i, j] > mat.max()/2 else 'black')
+        ax.set_xticks(range(len(classes)), classes, rotation=35, ha='right', fontsize=8)
+        ax.set_yticks(range(len(classes)), classes, fontsize=8)
+        ax.set_xlabel('predicted'); ax.set_ylabel('true'); ax.set_title(name, fontsize=9)
+    fig.suptitle(title, fontsize=10); fig.tight_layout()
+    return save(fig, path)
+
+def error_gallery(errors, images, path, ncols=6, title='') -> Path:
+    "Misclassified test images (`images[i]` for row i) grouped by failure category, titled true / predicted / probability"
+    errors = errors.assign(_image=list(images)).sort_values(['category', 'loss'], ascending=[True, False])
+    cats = list(dict.fromkeys(errors.category))
+    rows = sum(int(np.ceil((errors.category == c).sum()/ncols)) for c in cats)
+    fig, axes = plt.subplots(rows, ncols, figsize=(1.9*ncols, 2.25*rows), squeeze=False)
+    r = 0
+    for c in cats:
+        sub = errors[errors.category == c]
+        n_rows = int(np.ceil(len(sub)/ncols))
+        for k in range(n_rows*ncols):
+            ax = axes[r + k//ncols, k % ncols]; ax.axis('off')
+            if k < len(sub):
+                e = sub.iloc[k]
+                ax.imshow(e['_image'], cmap='gray')
+                ax.set_title(f"{e['image_id']}\ntrue {e['true']}\npred {e['pred']} ({e['confidence']:.2f})", fontsize=6)
+        axes[r, 0].text(-0.15, 0.5, c, transform=axes[r, 0].transAxes, rotation=90, va='center', ha='right', fontsize=8,
+                        fontweight='bold')
+        r += n_rows
+    fig.suptitle(title, fontsize=10); fig.tight_layout()
+    return save(fig, path)

@@ -47,3 +47,46 @@ def write_suite_outputs(suite, results='results', figs='figures'):
     recs = read_records(Path(results)/suite)
     if recs and suite in OUTPUTS: OUTPUTS[suite](recs, results, figs)
     if recs: write_hyperparameters(results)
+
+def best_record(results='results', suites=('architectures', 'strategies')) -> dict:
+    "The run with the best validation macro-F1 (at its restored epoch) among `suites`: chosen without the test set"
+    recs = [r for s in suites for r in read_records(Path(results)/s)]
+    if not recs: raise FileNotFoundError(f"No records under {results}/{{{','.join(suites)}}}: run those suites first")
+    return max(recs, key=lambda r: r['history'][r['best_epoch']]['macro_f1'])
+
+def per_class_table(test: dict) -> pd.DataFrame:
+    "Per-class precision / recall / F1 / support with the best and worst class (by F1) marked"
+    df = pd.DataFrame(test['per_class']).T.rename_axis('class').reset_index()
+    df['mark'] = ''
+    df.loc[df.f1.idxmax(), 'mark'], df.loc[df.f1.idxmin(), 'mark'] = 'best', 'worst'
+    return df.round(3)
+
+def analysis_suite(results='results', figs='figures', models='models', n_errors=16):
+    "Export the best model, reload it with `load_learner`, and analyse its test errors"
+    from .train import Config, run
+    from .records import save_record, record_path
+    from .analysis import interpret, failure_table
+    rec = best_record(results)
+    cfg = Config(**rec['config'])
+    pkl = Path(models)/f'{cfg.key()}.pkl'
+    if not pkl.exists():  # retrain the chosen config (seeded, so the same model) and export it
+        rec = run(cfg, export_to=pkl)
+        save_record(rec, record_path(results, 'analysis', cfg))
+    interp = interpret(pkl, cfg.dataset, cfg.size)
+    acc = float((interp.preds.argmax(1) == interp.targs).float().mean())
+    if abs(acc - rec['test']['accuracy']) > 1e-6:
+        raise RuntimeError(f"Reloaded model's test accuracy {acc:.4f} differs from the record's {rec['test']['accuracy']:.4f}")
+    out = Path(results)/'analysis'
+    title = f"{cfg.arch}, {cfg.strategy}, aug {'on' if cfg.augment else 'off'} on {cfg.dataset} test set"
+    figures.confusion(rec['test'], Path(figs)/'confusion_best', title)
+    tables.write_table(per_class_table(rec['test']), out/'per_class')
+    pd.DataFrame(interp.most_confused(), columns=['true', 'predicted', 'count']).to_csv(out/'most_confused.csv', index=False)
+    errors = failure_table(interp, n_errors)
+    errors.drop(columns=['test_pos']).round(4).to_csv(out/'errors.csv', index=False)
+    src = interp.source
+    figures.error_gallery(errors, src.images[src.idx('test')[errors.test_pos]], Path(figs)/'error_gallery',
+                          title=f'Misclassified test images by suggested failure category: {title}')
+    interp.plot_top_losses(9, figsize=(9, 9))
+    import matplotlib.pyplot as plt
+    figures.save(plt.gcf(), Path(figs)/'top_losses')
+    return dict(record=rec, errors=errors, interp=interp, reloaded_accuracy=acc)
