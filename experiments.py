@@ -8,6 +8,11 @@ SUITES = {  # the study, in reading order
     'strategies':    suites.strategies,     # which way of fine-tuning it, augmentation off / on
     'data-efficiency': suites.data_efficiency,  # how much labelled data, pretrained vs from scratch
 }
+ACTIONS = {  # studies of finished work, not lists of training runs
+    'benchmark': report.benchmark_suite,    # what each architecture costs to run
+    'analysis':  report.analysis_suite,     # where and why the best model fails
+}
+ALL = ['architectures', 'strategies', 'data-efficiency', 'benchmark', 'analysis']
 
 def summary_line(rec, fresh):
     "One line per finished (or skipped) run"
@@ -15,17 +20,13 @@ def summary_line(rec, fresh):
     print(f"{'ran ' if fresh else 'skip'} {rec['key']}: test acc {t['accuracy']:.3f} macro-F1 {t['macro_f1']:.3f} "
           f"best epoch {rec['best_epoch']}/{len(rec['history'])} {rec['train_seconds']:.0f}s", flush=True)
 
-@call_parse
-def main(suite:str='smoke',          # study to run: smoke, architectures, strategies, data-efficiency
-         dataset:str='elpv',         # elpv (default, 4 defect levels), elpv-binary, medmnist:<flag>, folder:<path>, synthetic
-         arch:str=None,              # architecture (ftl or timm name); default: the suite's choice
-         size:int=None,              # image size in pixels; default: the preset's
-         epochs:int=None,            # maximum epochs per run (early stopping on validation may end sooner); default: the preset's
-         preset:str='quick',         # quick (sized for a 2-core CPU) or full (the study's settings, for a GPU)
-         online:bool=False,          # architectures suite: the timm-hub set (needs internet) instead of the packaged offline set
-         results:str='results'):     # folder for the JSON records, one per run
-    "Run one ftl suite; finished runs are skipped, so an interrupted suite resumes where it stopped"
-    if suite not in SUITES: raise SystemExit(f"Unknown suite {suite!r}; choose from {list(SUITES)}")
+def study(suite, dataset='elpv', arch=None, size=None, epochs=None, preset='quick', online=False, results='results'):
+    "Run one suite (or `all`) and write its tables and figures; finished runs are skipped"
+    if suite == 'all':
+        for s in ALL: study(s, dataset, arch, size, epochs, preset, online, results)
+        return
+    if suite in ACTIONS: return ACTIONS[suite](results=results)
+    if suite not in SUITES: raise SystemExit(f"Unknown suite {suite!r}; choose from {list(SUITES) + list(ACTIONS) + ['all']}")
     if preset not in train.PRESETS: raise SystemExit(f"Unknown preset {preset!r}; choose from {list(train.PRESETS)}")
     kw = {k: v for k, v in dict(size=size, epochs=epochs).items() if v is not None}
     if suite == 'architectures': kw['online'] = online
@@ -38,3 +39,15 @@ def main(suite:str='smoke',          # study to run: smoke, architectures, strat
             'valid_macro_f1', 'test_accuracy', 'test_macro_f1', 'train_seconds']
     print(df[df.key.isin([c.key() for c in configs])][cols].round(3).to_string(index=False))
     report.write_suite_outputs(suite, results)  # tables under results/, figures under figures/
+
+@call_parse
+def main(suite:str='smoke',          # smoke, architectures, strategies, data-efficiency, benchmark, analysis, or all
+         dataset:str='elpv',         # elpv (default, 4 defect levels), elpv-binary, medmnist:<flag>, folder:<path>, synthetic
+         arch:str=None,              # architecture (ftl or timm name); default: the suite's choice
+         size:int=None,              # image size in pixels; default: the preset's
+         epochs:int=None,            # maximum epochs per run (early stopping on validation may end sooner); default: the preset's
+         preset:str='quick',         # quick (sized for a 2-core CPU) or full (the study's settings, for a GPU)
+         online:bool=False,          # architectures suite: the timm-hub set (needs internet) instead of the packaged offline set
+         results:str='results'):     # folder for the JSON records, one per run
+    "Run one ftl suite; finished runs are skipped, so an interrupted suite resumes where it stopped"
+    study(suite, dataset, arch, size, epochs, preset, online, results)

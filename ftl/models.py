@@ -11,7 +11,7 @@ from fastai.vision.all import vision_learner, Flatten, params, apply_init
 from .data import cache_dir, _package_dir
 
 __all__ = ['Arch', 'ARCHS', 'OFFLINE', 'ONLINE', 'get_arch', 'norm_stats', 'weights_file', 'create_learner', 'group_splitter',
-           'linear_head', 'WeightsUnavailable']
+           'linear_head', 'WeightsUnavailable', 'weights_id']
 
 @dataclass(frozen=True)
 class Arch:
@@ -131,6 +131,15 @@ def weights_file(arch: str) -> Path:
     tmp = fn.with_suffix('.tmp')
     torch.save(sd, tmp); os.replace(tmp, fn)
     return fn
+
+def weights_id(arch: str) -> str:
+    "What identifies `arch`'s pretrained weights: the converted file (name, size, time) or timm's hub id"
+    a = get_arch(arch)
+    if a.weights.startswith('package:'):
+        fn = weights_file(arch); st = fn.stat()
+        return f'{fn.name}:{st.st_size}:{int(st.st_mtime)}'
+    cfg = timm.get_pretrained_cfg(a.timm_name).to_dict()
+    return f"hub:{cfg.get('hf_hub_id') or cfg.get('url')}"
 
 # --- learners --------------------------------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import pandas as pd
 from .records import read_records
 from . import tables, figures
 
-__all__ = ['write_suite_outputs', 'write_hyperparameters']
+__all__ = ['write_suite_outputs', 'write_hyperparameters', 'best_record', 'per_class_table', 'analysis_suite', 'benchmark_suite']
 
 def _title(r):
     c = r['config']
@@ -16,13 +16,23 @@ def write_hyperparameters(results='results') -> Path:
     "The hyperparameter table of every experiment under `results`"
     return tables.write_table(tables.hyperparameter_table(read_records(results)), Path(results)/'hyperparameters')
 
+def _cost_columns(results) -> pd.DataFrame | None:
+    "Parameters, MB and latency per architecture from the benchmark CSVs (CPU; GPU where measured), one row per arch"
+    cpu, gpu = Path(results)/'benchmark'/'benchmark_cpu.csv', Path(results)/'benchmark'/'benchmark_cuda.csv'
+    if not cpu.exists(): return None
+    b = pd.read_csv(cpu)
+    out = b.groupby('arch').first()[['params', 'size_mb_fp32']].round(1)
+    for size, d in b.groupby('image_size'):
+        out[f'cpu_ms_bs1@{size}'] = d.set_index('arch').latency_ms_bs1.round(1)
+    if gpu.exists():
+        g = pd.read_csv(gpu)
+        for (size, prec), d in g.groupby(['image_size', 'precision']):
+            out[f'gpu_ms_bs1@{size} {prec}'] = d.set_index('arch').latency_ms_bs1.round(2)
+    else: out['gpu_latency'] = 'not measured'
+    return out.reset_index()
+
 def _architectures(recs, results, figs):
-    bench = Path(results)/'benchmark'/'benchmark_cpu.csv'
-    stats = pd.read_csv(bench) if bench.exists() else None
-    if stats is not None:
-        stats = stats[['arch', 'params', 'size_mb_fp32', 'latency_ms_bs1', 'throughput_img_s']].rename(
-            columns={'latency_ms_bs1': 'cpu_latency_ms_bs1', 'throughput_img_s': 'cpu_img_s'})
-    tables.write_table(tables.architecture_table(recs, stats), Path(results)/'architectures_table')
+    tables.write_table(tables.architecture_table(recs, _cost_columns(results)), Path(results)/'architectures_table')
     figures.training_curves(sorted(recs, key=lambda r: (r['config']['arch'], r['config']['seed'])), _title,
                             Path(figs)/'curves_architectures', 'Architectures: fine-tune, 100 % data', ncols=3)
 
@@ -90,3 +100,18 @@ def analysis_suite(results='results', figs='figures', models='models', n_errors=
     import matplotlib.pyplot as plt
     figures.save(plt.gcf(), Path(figs)/'top_losses')
     return dict(record=rec, errors=errors, interp=interp, reloaded_accuracy=acc)
+
+def benchmark_suite(results='results', archs=None, sizes=(84, 224)):
+    "CPU (or CUDA) inference benchmark of every offline architecture, one CSV per device under results/benchmark"
+    import torch
+    from .benchmark import benchmark_table
+    from .models import OFFLINE
+    archs = archs or [a.name for a in OFFLINE]
+    dev = 'cuda' if torch.cuda.is_available() else 'cpu'
+    runs = [dict(size=s, device=dev) for s in sizes]
+    if dev == 'cuda': runs += [dict(size=s, device=dev, amp=True, channels_last=True, big_bs=256) for s in sizes]
+    df = pd.concat([benchmark_table(archs, **kw) for kw in runs], ignore_index=True)
+    out = Path(results)/'benchmark'/f'benchmark_{dev}.csv'
+    out.parent.mkdir(parents=True, exist_ok=True)
+    df.round(4).to_csv(out, index=False)
+    return df

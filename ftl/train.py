@@ -9,7 +9,8 @@ from fastai.vision.all import (Callback, EarlyStoppingCallback, SaveModelCallbac
                                default_device)
 from sklearn.metrics import f1_score
 from .data import load_source, make_dls, labelled_test_dl, subset_indices
-from .models import create_learner, norm_stats, get_arch
+from .models import create_learner, norm_stats, get_arch, weights_id
+from .features import cached_path_applies, cached_features, feature_learner
 from .strategies import STRATEGIES, augmentations, AUG_PARAMS
 from .evaluate import test_metrics
 
@@ -102,8 +103,12 @@ def _hyperparams(cfg, learn, history, fp16):
                 epochs_run=len(history.epochs), early_stopping=dict(monitor=cfg.monitor, patience=cfg.patience, per='stage'),
                 model_selection=f'best {cfg.monitor} on validation (SaveModelCallback across stages)',
                 augmentation=dict(aug_transforms=AUG_PARAMS, mixup=cfg.mixup) if cfg.augment else (dict(mixup=True) if cfg.mixup else None),
-                head=cfg.head, head_repr=repr(learn.model[1]), image_size=cfg.size, precision='fp16' if fp16 else 'fp32',
+                head=cfg.head, head_repr=repr(learn.model[-1]), image_size=cfg.size, precision='fp16' if fp16 else 'fp32',
                 seed=cfg.seed, train_bn=learn.train_bn)
+
+def _fit_head_only(learn, cfg, cbs):
+    "The linear probe on cached features: the head is the whole model"
+    learn.fit_one_cycle(cfg.epochs, cfg.lr, cbs=cbs)
 
 def run(cfg: Config, export_to=None, device=None) -> dict:
     "Train `cfg` with early stopping and best-epoch restore on validation, then evaluate the test set once"
@@ -111,6 +116,17 @@ def run(cfg: Config, export_to=None, device=None) -> dict:
     set_seed(cfg.seed, reproducible=True)
     device = device or default_device()
     learn, source = build_learner(cfg, device=device)
+    train_idx = subset_indices(source.labels, source.idx('train'), cfg.fraction, cfg.seed, source.classes)
+    params = sum(p.numel() for p in learn.model.parameters())
+    fast = cached_path_applies(cfg) and not export_to  # an exported model needs its backbone: slow path
+    if fast:
+        start = time.time()
+        feats, cache_hit = cached_features(learn, source, cfg.arch, weights_id(cfg.arch), cfg.size)
+        feature_seconds = time.time() - start
+        set_seed(cfg.seed, reproducible=True)
+        learn, tdl = feature_learner(feats, source, train_idx, cfg.bs, learn.metrics, device)
+        fit = _fit_head_only
+    else: tdl, fit = labelled_test_dl(learn.dls, source), STRATEGIES[cfg.strategy]
     fp16 = cfg.precision == 'auto' and torch.cuda.is_available()
     if fp16: learn.to_fp16()
     history = History()
@@ -121,20 +137,21 @@ def run(cfg: Config, export_to=None, device=None) -> dict:
         start = time.time()
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='.*upsample_bicubic2d.*')
-            STRATEGIES[cfg.strategy](learn, cfg, cbs)
+            fit(learn, cfg, cbs)
         train_seconds = time.time() - start
-    preds, targs = learn.get_preds(dl=labelled_test_dl(learn.dls, source))
+    preds, targs = learn.get_preds(dl=tdl)
     mon = [e[cfg.monitor] for e in history.epochs]
     best = int(np.argmin(mon) if 'loss' in cfg.monitor else np.argmax(mon))
-    train_idx = subset_indices(source.labels, source.idx('train'), cfg.fraction, cfg.seed, source.classes)
     train_counts = np.bincount(source.labels[train_idx], minlength=len(source.classes))
     record = dict(config=asdict(cfg), key=cfg.key(), history=history.epochs, best_epoch=best,
                   test=test_metrics(targs.numpy(), preds.argmax(1).numpy(), source.classes),
                   n_train=len(train_idx), n_train_per_class=dict(zip(source.classes, train_counts.tolist())),
                   n_valid=len(source.idx('valid')), n_test=len(source.idx('test')),
                   normalization=dict(zip(('mean', 'std'), norm_stats(cfg.arch))), train_seconds=train_seconds,
+                  train_path='cached-features' if fast else 'end-to-end',
+                  **(dict(feature_seconds=feature_seconds, feature_cache_hit=cache_hit) if fast else {}),
                   hyperparams=_hyperparams(cfg, learn, history, fp16), arch=dict(**asdict(get_arch(cfg.arch))),
-                  params=sum(p.numel() for p in learn.model.parameters()), env=_env(device))
+                  params=params, env=_env(device))
     if export_to:
         Path(export_to).parent.mkdir(parents=True, exist_ok=True)
         learn.path = Path(export_to).parent

@@ -1,0 +1,54 @@
+"Cached-feature fast path for linear probes: frozen-backbone features computed once per configuration, a linear head on them"
+from __future__ import annotations
+import hashlib, os
+import numpy as np, torch
+from torch import nn
+from fastai.vision.all import DataLoaders, DataLoader, Learner, CrossEntropyLossFlat
+from .data import cache_dir, source_items
+
+__all__ = ['cached_path_applies', 'feature_key', 'backbone_features', 'cached_features', 'feature_learner']
+
+def cached_path_applies(cfg) -> bool:
+    "True where training only a linear head on a frozen, un-augmented, pretrained backbone (features never change)"
+    return cfg.strategy == 'feature-extraction' and not cfg.augment and not cfg.mixup and cfg.head == 'linear' and cfg.pretrained
+
+def feature_key(arch, weights_id, size, source) -> str:
+    "Cache key of one (architecture, weights, image size, dataset content) combination"
+    h = hashlib.sha1()
+    for part in (arch, weights_id, str(size), source.name, str(source.images.shape)): h.update(part.encode())
+    h.update(np.ascontiguousarray(source.images).data)  # the decoded pixels themselves
+    h.update(np.ascontiguousarray(source.labels).data)
+    return h.hexdigest()[:16]
+
+@torch.no_grad()
+def backbone_features(learn, source, bs=128) -> np.ndarray:
+    "Pooled features of the learner's frozen body (eval mode) for every image of `source`, through its own pipeline"
+    dl = learn.dls.test_dl(source_items(source), with_labels=False, bs=bs)
+    body, out = learn.model[0].eval(), []
+    for (xb,) in dl:
+        f = body(xb)
+        out.append((f.mean((2, 3)) if f.ndim == 4 else f).float().cpu())
+    return torch.cat(out).numpy()
+
+def cached_features(learn, source, arch, weights_id, size) -> tuple:
+    "Backbone features of every image, from the cache when this exact configuration was seen, else computed and cached"
+    fn = cache_dir('features')/f'{arch}-{feature_key(arch, weights_id, size, source)}.npy'
+    if fn.exists(): return np.load(fn), True
+    feats = backbone_features(learn, source)
+    tmp = fn.with_suffix('.tmp.npy'); np.save(tmp, feats); os.replace(tmp, fn)
+    return feats, False
+
+def _dl(x, y, bs, shuffle, device):
+    return DataLoader(list(zip(torch.from_numpy(x), torch.from_numpy(y))), bs=bs, shuffle=shuffle, drop_last=shuffle and len(x) > bs,
+                      device=device)
+
+def feature_learner(feats, source, train_idx, bs, metrics, device=None) -> tuple:
+    "A fastai `Learner` of one linear layer on cached features (train subset / full validation), and the test `DataLoader`"
+    y = source.labels.astype(np.int64)
+    dls = DataLoaders(_dl(feats[train_idx], y[train_idx], bs, True, device),
+                      _dl(feats[source.idx('valid')], y[source.idx('valid')], bs, False, device), device=device)
+    head = nn.Linear(feats.shape[1], len(source.classes))
+    nn.init.kaiming_normal_(head.weight); nn.init.zeros_(head.bias)
+    learn = Learner(dls, nn.Sequential(head), loss_func=CrossEntropyLossFlat(), metrics=metrics,
+                    splitter=lambda m: [list(m.parameters())])
+    return learn, _dl(feats[source.idx('test')], y[source.idx('test')], bs, False, device)

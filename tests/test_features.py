@@ -1,0 +1,36 @@
+import numpy as np, pytest, torch
+from ftl.train import Config, build_learner, run
+from ftl.features import backbone_features, cached_features, feature_key, cached_path_applies
+from ftl.models import weights_id
+from ftl.data import load_source
+
+CFG = Config(dataset='synthetic', size=32, arch='efficientnet_lite0', epochs=2, bs=16, strategy='feature-extraction')
+
+def test_cached_and_slow_paths_give_the_same_features():
+    learn, src = build_learner(CFG)
+    feats, hit = cached_features(learn, src, CFG.arch, weights_id(CFG.arch), CFG.size)
+    assert not hit and feats.shape == (len(src.labels), 1280)
+    again, hit = cached_features(learn, src, CFG.arch, weights_id(CFG.arch), CFG.size)
+    assert hit and np.array_equal(again, feats)
+    # the slow path: the frozen learner's own forward pass up to the head's linear layer
+    xb, yb = learn.dls.valid.one_batch()
+    learn.model.eval()
+    with torch.no_grad(): slow = learn.model[1][:2](learn.model[0](xb)).numpy()
+    assert np.allclose(feats[src.idx('valid')[:len(xb)]], slow, atol=1e-4)
+
+def test_a_cache_is_never_used_for_another_configuration():
+    src32, src48 = load_source('synthetic', 32), load_source('synthetic', 48)
+    base = feature_key('efficientnet_lite0', 'w1', 32, src32)
+    assert base == feature_key('efficientnet_lite0', 'w1', 32, load_source('synthetic', 32))
+    assert base != feature_key('efficientnet_lite0', 'w1', 48, src48)          # image size
+    assert base != feature_key('efficientnet_lite0', 'w2', 32, src32)          # weights
+    assert base != feature_key('mobilenetv2', 'w1', 32, src32)                 # architecture
+    other = load_source('synthetic', 32); other.images = other.images.copy(); other.images[0, 0, 0] ^= 1
+    assert base != feature_key('efficientnet_lite0', 'w1', 32, other)          # dataset content
+
+def test_linear_probe_runs_on_cached_features_and_says_so():
+    assert cached_path_applies(CFG) and not cached_path_applies(Config(**{**CFG.__dict__, 'augment': True}))
+    r = run(CFG)
+    assert r['train_path'] == 'cached-features' and 0 <= r['test']['accuracy'] <= 1
+    assert r['hyperparams']['stages'][0]['trainable_params'] == 1280*3 + 3
+    assert run(Config(**{**CFG.__dict__, 'strategy': 'full-finetune'}))['train_path'] == 'end-to-end'
