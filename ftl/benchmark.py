@@ -36,14 +36,14 @@ def time_model(model, bs, size, device='cpu', warmup=3, repeats=10, amp=False, c
     t = np.array(times)
     return dict(median_s=float(np.median(t)), q25_s=float(np.quantile(t, .25)), q75_s=float(np.quantile(t, .75)), repeats=repeats)
 
-def benchmark_arch(arch, n_classes=4, size=224, device='cpu', big_bs=32, amp=False, channels_last=False, repeats=10) -> dict:
+def benchmark_arch(arch, n_classes=4, size=224, device="cpu", big_bs=32, amp=False, channels_last=False, repeats=30) -> dict:
     "Parameters, MB (fp32, fp16), batch-1 latency in ms and large-batch throughput of `arch`'s inference model"
     from .models import get_arch
     a = get_arch(arch)
     model = timm.create_model(a.timm_name, pretrained=False, num_classes=n_classes,
                               **(dict(img_size=size) if a.family.startswith('ViT') else {}))
     one = time_model(model, 1, size, device, repeats=repeats, amp=amp, channels_last=channels_last)
-    big = time_model(model, big_bs, size, device, repeats=max(3, repeats//3), amp=amp, channels_last=channels_last)
+    big = time_model(model, big_bs, size, device, repeats=max(5, repeats//5), amp=amp, channels_last=channels_last)
     return dict(arch=a.name, family=a.family, **param_counts(model), size_mb_fp32=size_mb(model), size_mb_fp16=size_mb(model, torch.float16),
                 image_size=size, device=str(device) if device != 'cpu' else 'cpu', device_name=(torch.cuda.get_device_name()
                 if torch.device(device).type == 'cuda' else 'CPU'), threads=torch.get_num_threads(),
