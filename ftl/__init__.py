@@ -6,5 +6,7 @@ from .models import ARCHS, OFFLINE, ONLINE, get_arch, create_learner, weights_fi
 from .strategies import STRATEGIES
 from .train import Config, PRESETS, run, build_learner, preset_config
 from .evaluate import test_metrics
-from .records import run_suite, load_records, save_record
+from .records import run_suite, load_records, read_records, save_record
+from .analysis import interpret, failure_table
+from .benchmark import benchmark_arch
 __version__ = '0.1.0'
