@@ -8,27 +8,6 @@ from ftl.train import Config, build_learner, History
 from ftl.data import load_source, StratifiedSubsetSplitter
 from ftl.models import norm_stats
 
-def ftl_epoch(cfg, n_epochs=2):
-    "Seconds per training epoch and per validation pass of a real ftl learner (full fine-tuning, all callbacks)"
-    learn, src = build_learner(cfg)
-    learn.unfreeze()
-    import tempfile, pathlib
-    learn.path = pathlib.Path(tempfile.mkdtemp())
-    t = {}
-    class Timer(History):
-        def before_train(self): self.t0 = time.perf_counter()
-        def after_train(self): t.setdefault('train', []).append(time.perf_counter() - self.t0)
-        def before_validate(self): self.v0 = time.perf_counter()
-        def after_validate(self): t.setdefault('valid', []).append(time.perf_counter() - self.v0)
-    with learn.no_bar(), learn.no_logging():
-        learn.fit_one_cycle(n_epochs, cfg.lr, cbs=[Timer(), EarlyStoppingCallback(patience=9), SaveModelCallback(fname='b')])
-    n = len(learn.dls.train_ds)//cfg.bs*cfg.bs
-    # data cost alone: iterate the train DataLoader without the model
-    d0 = time.perf_counter()
-    for _ in learn.dls.train: pass
-    data_s = time.perf_counter() - d0
-    return dict(train_s=min(t['train']), valid_s=min(t['valid']), data_s=data_s, n=n, model=learn.model, src=src)
-
 def bare_epoch(model, x, y, bs, lr):
     "Seconds for one epoch of a bare loop: same model, batch size, Adam, one-cycle, data already tensors"
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -55,17 +34,33 @@ def pil_pipeline_data_s(src, cfg):
 
 if __name__ == '__main__':
     cfg = Config(arch=sys.argv[1] if len(sys.argv) > 1 else 'efficientnet_lite0')  # the quick preset's size and batch
-    r = ftl_epoch(cfg)
-    src = r['src']
-    tr = src.idx('train')
-    dl = build_learner(cfg, src)[0].dls  # the same preprocessing, materialised once as tensors
-    xs, ys = zip(*[(xb.clone(), yb.clone()) for xb, yb in dl.train.new(shuffle=False, drop_last=False)])
-    x, y = torch.cat(xs).as_subclass(torch.Tensor), torch.cat(ys).as_subclass(torch.Tensor)
-    bare = min(bare_epoch(r['model'], x, y, cfg.bs, cfg.lr) for _ in range(2))
-    ftl_ips, bare_ips = r['n']/r['train_s'], (len(x)//cfg.bs*cfg.bs)/bare
-    print(f"{cfg.arch} @ {cfg.size}px, bs {cfg.bs}, {torch.get_num_threads()} threads, {r['n']} training images")
-    print(f"ftl epoch: train {r['train_s']:.1f}s (of which data loading ~{r['data_s']:.2f}s), validation {r['valid_s']:.1f}s")
-    print(f"conventional PIL-item pipeline, data loading alone: {pil_pipeline_data_s(src, cfg):.2f}s per epoch")
-    print(f"bare loop epoch: {bare:.1f}s")
-    print(f"ftl {ftl_ips:.1f} img/s, bare {bare_ips:.1f} img/s")
-    print(f"overhead_ratio={ftl_ips/bare_ips:.3f}")
+    reps = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    learn, src = build_learner(cfg); learn.unfreeze()
+    import tempfile, pathlib
+    learn.path = pathlib.Path(tempfile.mkdtemp())
+    xs, ys = zip(*[(xb.clone(), yb.clone()) for xb, yb in learn.dls.train.new(shuffle=False, drop_last=False)])
+    x, y = torch.cat(xs).as_subclass(torch.Tensor), torch.cat(ys).as_subclass(torch.Tensor)  # same preprocessing, as tensors
+    t = {}
+    class Timer(History):
+        def before_train(self): self.t0 = time.perf_counter()
+        def after_train(self): t.setdefault('train', []).append(time.perf_counter() - self.t0)
+        def before_validate(self): self.v0 = time.perf_counter()
+        def after_validate(self): t.setdefault('valid', []).append(time.perf_counter() - self.v0)
+    bare = []
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, cfg.lr)  # warm-up
+        for _ in range(reps):  # interleaved, so that the machine's drift hits both alike
+            learn.fit_one_cycle(1, cfg.lr, cbs=[Timer(), EarlyStoppingCallback(patience=9), SaveModelCallback(fname='b')])
+            bare.append(bare_epoch(learn.model, x, y, cfg.bs, cfg.lr))
+    d0 = time.perf_counter()
+    for _ in learn.dls.train: pass
+    data_s = time.perf_counter() - d0
+    n = len(learn.dls.train_ds)//cfg.bs*cfg.bs
+    ftl_s, bare_s = float(np.median(t['train'])), float(np.median(bare))
+    print(f"{cfg.arch} @ {cfg.size}px, bs {cfg.bs}, {torch.get_num_threads()} threads, {n} training images/epoch, {reps} interleaved epochs each")
+    print(f"ftl epoch (median): train {ftl_s:.1f}s, of which data loading {data_s:.2f}s and forward/backward/step the rest; "
+          f"validation {np.median(t['valid']):.1f}s")
+    print(f"conventional PIL-item fastai pipeline, data loading alone: {pil_pipeline_data_s(src, cfg):.2f}s per epoch")
+    print(f"bare loop epoch (median): {bare_s:.1f}s   all: ftl {np.round(t['train'], 1).tolist()} bare {np.round(bare, 1).tolist()}")
+    print(f"ftl {n/ftl_s:.1f} img/s, bare {n/bare_s:.1f} img/s")
+    print(f"overhead_ratio={bare_s/ftl_s:.3f}")

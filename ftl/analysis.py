@@ -35,7 +35,7 @@ def embeddings(learn, dl) -> np.ndarray:
     "Pooled backbone features (the head's input) for every item of `dl`, L2-normalised"
     body, feats = learn.model[0].eval(), []
     for xb, *_ in dl:
-        f = body(xb)
+        f = body(xb.as_subclass(torch.Tensor))
         feats.append((f.float().mean((2, 3)) if f.ndim == 4 else f.float()).cpu())
     f = torch.cat(feats)
     return (f/f.norm(dim=1, keepdim=True).clamp_min(1e-12)).numpy()

@@ -26,7 +26,7 @@ def backbone_features(learn, source, bs=128) -> np.ndarray:
     dl = learn.dls.test_dl(source_items(source), with_labels=False, bs=bs)
     body, out = learn.model[0].eval(), []
     for (xb,) in dl:
-        f = body(xb)
+        f = body(xb.as_subclass(torch.Tensor))
         out.append((f.mean((2, 3)) if f.ndim == 4 else f).float().cpu())
     return torch.cat(out).numpy()
 

@@ -14,7 +14,7 @@ from .features import cached_path_applies, cached_features, feature_learner
 from .strategies import STRATEGIES, augmentations, AUG_PARAMS
 from .evaluate import test_metrics
 
-__all__ = ['Config', 'PRESETS', 'History', 'run', 'build_learner', 'preset_config']
+__all__ = ['Config', 'PRESETS', 'History', 'PlainTensors', 'run', 'build_learner', 'preset_config']
 
 @dataclass(frozen=True)
 class Config:
@@ -78,12 +78,18 @@ class History(Callback):
         row = dict(epoch=len(self.epochs), stage=len(self.stages)-1, **{n: float(v) for n, v in zip(names, vals)})
         self.epochs.append({**row, 'lr': [float(h['lr']) for h in self.opt.hypers]})
 
+class PlainTensors(Callback):
+    "Feed the model plain tensors: fastai's `TensorImage` subclass sends every op of the forward pass through Python"
+    order = 1
+    def before_batch(self): self.typed, self.learn.xb = self.xb, tuple(x.as_subclass(torch.Tensor) for x in self.xb)
+    def after_pred(self): self.learn.xb = self.typed  # typed inputs again for gathering and showing (plot_top_losses)
+
 def build_learner(cfg: Config, source=None, device=None):
     "The `Learner` of `cfg` (and its source): stratified subset DataLoaders, explicit normalisation, metrics"
     source = source or load_source(cfg.dataset, cfg.size)
     stats = norm_stats(cfg.arch)  # the scratch arm uses its pretrained twin's statistics too
     dls = make_dls(source, cfg.fraction, cfg.seed, cfg.bs, stats, augmentations(cfg.augment), device=device)
-    learn = create_learner(dls, cfg.arch, pretrained=cfg.pretrained, size=cfg.size, head=cfg.head,
+    learn = create_learner(dls, cfg.arch, pretrained=cfg.pretrained, size=cfg.size, head=cfg.head, cbs=[PlainTensors()],
                            metrics=[accuracy, skm_to_fastai(f1_score, average='macro', name='macro_f1')])
     learn.recorder.train_metrics = False
     return learn, source
