@@ -11,8 +11,9 @@ SUITES = {  # the study, in reading order
 ACTIONS = {  # studies of finished work, not lists of training runs
     'benchmark': report.benchmark_suite,    # what each architecture costs to run
     'analysis':  report.analysis_suite,     # where and why the best model fails
+    'report':    report.build_report,       # the PDF, from the committed records, tables and figures
 }
-ALL = ['architectures', 'strategies', 'data-efficiency', 'benchmark', 'analysis']
+ALL = ['architectures', 'strategies', 'data-efficiency', 'benchmark', 'analysis', 'report']
 
 def summary_line(rec, fresh):
     "One line per finished (or skipped) run"
@@ -41,7 +42,7 @@ def study(suite, dataset='elpv', arch=None, size=None, epochs=None, preset='quic
     report.write_suite_outputs(suite, results)  # tables under results/, figures under figures/
 
 @call_parse
-def main(suite:str='smoke',          # smoke, architectures, strategies, data-efficiency, benchmark, analysis, or all
+def main(suite:str='smoke',          # smoke, architectures, strategies, data-efficiency, benchmark, analysis, report, or all
          dataset:str='elpv',         # elpv (default, 4 defect levels), elpv-binary, medmnist:<flag>, folder:<path>, synthetic
          arch:str=None,              # architecture (ftl or timm name); default: the suite's choice
          size:int=None,              # image size in pixels; default: the preset's

@@ -2,7 +2,7 @@
 from __future__ import annotations
 import json
 from pathlib import Path
-import pandas as pd
+import numpy as np, pandas as pd
 from .records import read_records
 from . import tables, figures
 
@@ -115,3 +115,93 @@ def benchmark_suite(results='results', archs=None, sizes=(84, 224)):
     out.parent.mkdir(parents=True, exist_ok=True)
     df.round(4).to_csv(out, index=False)
     return df
+
+# --- the PDF report -----------------------------------------------------------------------------------------------------
+
+def _page(pdf, blocks, page_no):
+    "One A4 page laid out top-down from blocks: ('h', text), ('p', text), ('table', df, font), ('img', path, height in inches)"
+    import textwrap
+    import matplotlib.pyplot as plt, matplotlib.image as mpimg
+    W, H, M = 8.27, 11.69, 0.6
+    fig = plt.figure(figsize=(W, H)); y = H - M
+    for b in blocks:
+        if b[0] == 'h':
+            fig.text(M/W, y/H, b[1], fontsize=12, fontweight='bold', va='top'); y -= 0.4
+        elif b[0] == 'p':
+            lines = textwrap.wrap(b[1], 125)
+            fig.text(M/W, y/H, '\n'.join(lines), fontsize=8.5, va='top', linespacing=1.4); y -= 0.17*len(lines) + 0.15
+        elif b[0] == 'table':
+            df, fs = b[1], b[2] if len(b) > 2 else 7
+            h = 0.19*(len(df) + 1)*fs/7
+            ax = fig.add_axes([M/W, (y - h)/H, 1 - 2*M/W, h/H]); ax.axis('off')
+            cells = df.astype(str).values
+            heads = [c.replace('_', ' ') if len(c) <= 12 else c.replace('_', '\n', 1) for c in df.columns]
+            widths = np.array([max([len(x) for x in cells[:, j]] + [max(map(len, heads[j].split('\n')))]) for j in range(len(heads))], float)
+            t = ax.table(cellText=cells, colLabels=heads, cellLoc='left', colWidths=list(widths/widths.sum()), bbox=[0, 0, 1, 1])
+            t.auto_set_font_size(False); t.set_fontsize(fs)
+            y -= h + 0.25
+        elif b[0] == 'img' and Path(b[1]).exists():
+            img = mpimg.imread(b[1]); h = min(b[2], (1 - 2*M/W)*W*img.shape[0]/img.shape[1])
+            ax = fig.add_axes([M/W, (y - h)/H, 1 - 2*M/W, h/H]); ax.imshow(img); ax.axis('off'); y -= h + 0.2
+    fig.text(0.5, 0.3/H, f'ftl report, page {page_no}', ha='center', fontsize=7, color='grey')
+    pdf.savefig(fig); plt.close(fig)
+
+def _md(path, cols=None, rename=None):
+    "A committed results table, if it exists"
+    p = Path(path).with_suffix('.csv')
+    if not p.exists(): return None
+    df = pd.read_csv(p)
+    return (df[cols] if cols else df).rename(columns=rename or {})
+
+def build_report(results='results', figs='figures', out='report/report.pdf') -> Path:
+    "The study's PDF report (at most 10 pages), built only from committed records, tables and figures"
+    from matplotlib.backends.backend_pdf import PdfPages
+    results, figs = Path(results), Path(figs)
+    arch = _md(results/'architectures_table', ['arch', 'family', 'seeds', 'test_accuracy', 'test_macro_f1', 'valid_macro_f1',
+                                                'params', 'size_mb_fp32', 'cpu_ms_bs1@84', 'cpu_ms_bs1@224', 'gpu_latency'])
+    strat = _md(results/'strategies_table', ['strategy', 'augment', 'test_accuracy', 'test_macro_f1', 'valid_macro_f1', 'best_epoch',
+                                            'epochs_run', 'gap_best', 'gap_last', 'epochs_after_best', 'valid_up_train_down', 'train_min'])
+    hyper = _md(results/'hyperparameters', ['suite', 'arch', 'init', 'strategy', 'augment', 'fraction', 'seed', 'size', 'batch_size',
+                                            'peak_lr_per_group', 'epochs_max', 'epochs_run'])
+    eff = _md(results/'data_efficiency_table', ['fraction', 'init', 'seeds', 'n_train', 'n_min_class', 'test_accuracy',
+                                                'test_macro_f1', 'acc_diff', 'acc_diff_lo95', 'acc_diff_hi95'])
+    per_class = _md(results/'analysis'/'per_class')
+    errors = pd.read_csv(results/'analysis'/'errors.csv') if (results/'analysis'/'errors.csv').exists() else None
+    bench = _md(results/'benchmark'/'benchmark_cpu', ['arch', 'image_size', 'params', 'size_mb_fp32', 'size_mb_fp16',
+                                                      'latency_ms_bs1', 'latency_ms_bs1_iqr', 'throughput_img_s', 'threads'])
+    best = best_record(results) if list(results.glob('architectures/*.json')) else None
+    pages = [[('h', 'ftl: transfer learning on ELPV solar-cell defects'),
+              ('p', 'Dataset: ELPV (Deitsch et al. 2019, CC-BY-NC-SA-4.0), 2,624 electroluminescence images of solar cells, four '
+                    'defect-probability classes (functional / possibly / likely defective / defective: 1508 / 295 / 106 / 715). '
+                    'Stratified 70/15/15 train/validation/test split, fixed seed; validation alone drives early stopping, the '
+                    'restored epoch and every choice of model; the test split is evaluated once per run. Quick preset for a '
+                    '2-core CPU: 84 px images, at most 8 epochs, patience 3 on validation loss, batch 32, Adam with one-cycle. '
+                    'All numbers below are read from the JSON records in results/ by ftl itself; regenerate with '
+                    '`python experiments.py --suite report`.'),
+              ('p', (f"Best run by validation macro-F1: {best['config']['arch']}, {best['config']['strategy']}, augmentation "
+                     f"{'on' if best['config']['augment'] else 'off'} (validation macro-F1 {best['history'][best['best_epoch']]['macro_f1']:.3f}; "
+                     f"test accuracy {best['test']['accuracy']:.3f}, macro-F1 {best['test']['macro_f1']:.3f}).") if best else
+                    'No architecture records yet.')]]
+    if arch is not None: pages[0] += [('h', 'Architectures (pretrained, fine-tune, 100 % data)'), ('table', arch, 6.5),
+                                      ('img', figs/'curves_architectures.png', 3.2)]
+    if strat is not None: pages.append([('h', 'Fine-tuning strategies'), ('table', strat, 6), ('img', figs/'curves_strategies.png', 6.5)])
+    if hyper is not None: pages.append([('h', 'Hyperparameters of every experiment'),
+                                        ('p', 'Peak learning rate per parameter group (early → head), one bracket per training '
+                                              'stage; all runs: Adam (wd 0.01), one-cycle, early stopping on validation loss.'),
+                                        ('table', hyper, 5.5)])
+    pages.append([('h', 'Data efficiency: pretrained vs from scratch')] +
+                 ([('table', eff, 6.5), ('img', figs/'data_efficiency.png', 3.5)] if eff is not None else
+                  [('p', 'Not yet run: `python experiments.py --suite data-efficiency` (30 runs; records resume).')]))
+    if per_class is not None:
+        counts = errors.category.value_counts().rename_axis('category').reset_index() if errors is not None else None
+        pages.append([('h', 'Where the best model fails (test split)'), ('img', figs/'confusion_best.png', 3.6), ('table', per_class, 7)]
+                     + ([('p', 'Suggested failure categories of the highest-loss misclassified test images:'), ('table', counts, 7)]
+                        if counts is not None else []))
+        pages.append([('h', 'Misclassified test images by suggested failure category'), ('img', figs/'error_gallery.png', 9.5)])
+    if bench is not None: pages.append([('h', 'Inference cost (CPU, 2 threads, fp32)'), ('table', bench, 6.5),
+                                        ('p', 'Latency: median of 30 batch-1 forward passes after warm-up (IQR beside it); throughput '
+                                              'at batch 32. GPU latency: not measured in this session (no GPU machine).')])
+    out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
+    with PdfPages(out) as pdf:
+        for i, blocks in enumerate(pages[:10], 1): _page(pdf, blocks, i)
+    return out
