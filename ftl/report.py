@@ -151,7 +151,7 @@ def _md(path, cols=None, rename=None):
     p = Path(path).with_suffix('.csv')
     if not p.exists(): return None
     df = pd.read_csv(p)
-    return (df[cols] if cols else df).rename(columns=rename or {})
+    return (df[[c for c in cols if c in df]] if cols else df).rename(columns=rename or {})
 
 def build_report(results='results', figs='figures', out='report/report.pdf') -> Path:
     "The study's PDF report (at most 10 pages), built only from committed records, tables and figures"
