@@ -22,13 +22,15 @@ def save_record(record: dict, path) -> Path:
 def load_record(path) -> dict: return json.loads(Path(path).read_text())
 
 def run_suite(configs, suite, results='results', run_fn=None, on_record=None) -> list:
-    "Run every config whose record is missing under `results/suite`, saving each as it finishes; return all records"
+    "Run every config whose record is missing under `results/suite` (or reuse the same config's record from another suite)"
     from .train import run
     run_fn = run_fn or run
     records = []
     for cfg in configs:
         path = record_path(results, suite, cfg)
+        twin = next(Path(results).glob(f'*/{cfg.key()}.json'), None)  # the same config, run by another suite
         if path.exists(): rec, fresh = load_record(path), False
+        elif twin is not None: rec, fresh = {**load_record(twin), 'reused_from': str(twin.relative_to(results))}, False; save_record(rec, path)
         else: rec, fresh = run_fn(cfg), True; save_record(rec, path)
         records.append(rec)
         if on_record: on_record(rec, fresh)

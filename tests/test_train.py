@@ -31,6 +31,12 @@ def test_suite_skips_finished_runs(tmp_path, tiny_record):
     assert calls == [other]
     assert len(load_records(tmp_path)) == 2
 
+def test_the_same_config_in_another_suite_is_reused_not_rerun(tmp_path, tiny_record):
+    save_record(tiny_record, record_path(tmp_path, 'architectures', TINY))
+    def must_not_run(cfg): raise AssertionError('reran a finished config')
+    rec = run_suite([TINY], 'strategies', tmp_path, run_fn=must_not_run)[0]
+    assert rec['reused_from'] == f'architectures/{TINY.key()}.json' and record_path(tmp_path, 'strategies', TINY).exists()
+
 def test_interrupted_write_leaves_no_half_record(tmp_path, tiny_record):
     path = tmp_path/'suite'/'run.json'
     class Boom:
