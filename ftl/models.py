@@ -173,5 +173,6 @@ def create_learner(dls, arch: str, pretrained=True, size=None, head='linear', **
         body = learn.model[0]
         learn.model[1] = linear_head(body.model.num_features, dls.c, pool=body.needs_pool)
         apply_init(learn.model[1], nn.init.kaiming_normal_)
+        learn.opt = None  # vision_learner built an optimizer over the old head: rebuild it over this model
     if pretrained: learn.freeze()
     return learn

