@@ -5,6 +5,7 @@ import numpy as np, pandas as pd, torch
 from scipy import ndimage
 from fastai.vision.all import ClassificationInterpretation, load_learner
 from .data import load_source, labelled_test_dl, source_items
+from .features import pooled_features
 
 __all__ = ['interpret', 'image_quality', 'embeddings', 'error_evidence', 'categorize', 'failure_table', 'CATEGORIES', 'THRESHOLDS']
 
@@ -30,14 +31,9 @@ def image_quality(images) -> pd.DataFrame:
         rows.append(dict(sharpness=float(ndimage.laplace(g).var()), contrast=float(g.std()), exposure=float(g.mean())))
     return pd.DataFrame(rows)
 
-@torch.no_grad()
 def embeddings(learn, dl) -> np.ndarray:
     "Pooled backbone features (the head's input) for every item of `dl`, L2-normalised"
-    body, feats = learn.model[0].eval(), []
-    for xb, *_ in dl:
-        f = body(xb.as_subclass(torch.Tensor))
-        feats.append((f.float().mean((2, 3)) if f.ndim == 4 else f.float()).cpu())
-    f = torch.cat(feats)
+    f = pooled_features(learn, dl)
     return (f/f.norm(dim=1, keepdim=True).clamp_min(1e-12)).numpy()
 
 def error_evidence(probs, y_true, test_emb, train_emb, train_labels, test_quality, train_quality, confused_pairs, k=10) -> pd.DataFrame:

@@ -6,7 +6,7 @@ from torch import nn
 from fastai.vision.all import DataLoaders, DataLoader, Learner, CrossEntropyLossFlat
 from .data import cache_dir, source_items
 
-__all__ = ['cached_path_applies', 'feature_key', 'backbone_features', 'cached_features', 'feature_learner']
+__all__ = ['cached_path_applies', 'feature_key', 'pooled_features', 'backbone_features', 'cached_features', 'feature_learner']
 
 def cached_path_applies(cfg) -> bool:
     "True where training only a linear head on a frozen, un-augmented, pretrained backbone (features never change)"
@@ -21,14 +21,17 @@ def feature_key(arch, weights_id, size, source) -> str:
     return h.hexdigest()[:16]
 
 @torch.no_grad()
-def backbone_features(learn, source, bs=128) -> np.ndarray:
-    "Pooled features of the learner's frozen body (eval mode) for every image of `source`, through its own pipeline"
-    dl = learn.dls.test_dl(source_items(source), with_labels=False, bs=bs)
+def pooled_features(learn, dl) -> torch.Tensor:
+    "Pooled features of the learner's body (eval mode) for every batch of `dl`: the head's input"
     body, out = learn.model[0].eval(), []
-    for (xb,) in dl:
+    for xb, *_ in dl:
         f = body(xb.as_subclass(torch.Tensor))
         out.append((f.mean((2, 3)) if f.ndim == 4 else f).float().cpu())
-    return torch.cat(out).numpy()
+    return torch.cat(out)
+
+def backbone_features(learn, source, bs=128) -> np.ndarray:
+    "Pooled features of the learner's frozen body for every image of `source`, through its own pipeline"
+    return pooled_features(learn, learn.dls.test_dl(source_items(source), with_labels=False, bs=bs)).numpy()
 
 def cached_features(learn, source, arch, weights_id, size) -> tuple:
     "Backbone features of every image, from the cache when this exact configuration was seen, else computed and cached"
