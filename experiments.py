@@ -34,7 +34,8 @@ def study(suite, dataset='elpv', arch=None, size=None, epochs=None, preset='quic
     if suite in ('strategies', 'data-efficiency'): kw['results'] = results
     configs = SUITES[suite](preset=preset, dataset=dataset, arch=arch, **kw)
     print(f"suite {suite}: {len(configs)} runs -> {results}/{suite}/", flush=True)
-    records.run_suite(configs, suite, results, on_record=summary_line)
+    run_fn = train.run_exported if suite in ('architectures', 'strategies') else train.run  # the analysis reloads these
+    records.run_suite(configs, suite, results, run_fn=run_fn, on_record=summary_line)
     df = records.load_records(f'{results}/{suite}')
     cols = ['arch', 'pretrained', 'strategy', 'augment', 'fraction', 'seed', 'n_train', 'best_epoch', 'epochs_run',
             'valid_macro_f1', 'test_accuracy', 'test_macro_f1', 'train_seconds']

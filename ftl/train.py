@@ -14,7 +14,7 @@ from .features import cached_path_applies, cached_features, feature_learner
 from .strategies import STRATEGIES, augmentations, AUG_PARAMS
 from .evaluate import test_metrics
 
-__all__ = ['Config', 'PRESETS', 'History', 'PlainTensors', 'run', 'build_learner', 'preset_config']
+__all__ = ['Config', 'PRESETS', 'History', 'PlainTensors', 'run', 'run_exported', 'build_learner', 'preset_config']
 
 @dataclass(frozen=True)
 class Config:
@@ -170,3 +170,7 @@ def run(cfg: Config, export_to=None, device=None) -> dict:
         learn.path = Path(export_to).parent
         learn.export(Path(export_to).name)
     return record
+
+def run_exported(cfg: Config, models='models') -> dict:
+    "`run` that also exports the learner to `models/<key>.pkl` for the analysis (not on the cached-feature path: no backbone)"
+    return run(cfg, export_to=None if cached_path_applies(cfg) else Path(models)/f'{cfg.key()}.pkl')

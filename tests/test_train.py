@@ -1,5 +1,5 @@
 import json, pytest
-from ftl.train import Config, run
+from ftl.train import Config, run, run_exported
 from ftl.records import run_suite, save_record, load_records, record_path
 
 TINY = Config(dataset='synthetic', size=32, arch='efficientnet_lite0', epochs=2, bs=16, patience=2)
@@ -50,3 +50,13 @@ def test_config_keys_are_stable_and_distinct():
     assert TINY.key() == Config(**TINY.__dict__).key()
     assert TINY.key() != Config(**{**TINY.__dict__, 'lr': 1e-3}).key()
     with pytest.raises(ValueError, match='Unknown strategy'): Config(strategy='magic').validate()
+
+def test_suite_runs_export_their_learner_for_the_analysis(tmp_path):
+    from fastai.learner import load_learner
+    cfg = Config(**{**TINY.__dict__, 'epochs': 1, 'strategy': 'full-finetune'})
+    rec = run_exported(cfg, models=tmp_path)
+    learn = load_learner(tmp_path/f'{cfg.key()}.pkl')
+    assert sum(p.numel() for p in learn.model.parameters()) == rec['params']
+    probe = Config(**{**cfg.__dict__, 'strategy': 'feature-extraction'})  # cached-feature path: no backbone to export
+    run_exported(probe, models=tmp_path/'probe')
+    assert not (tmp_path/'probe').exists()
