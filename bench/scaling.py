@@ -2,7 +2,7 @@
 import sys, time, warnings
 sys.path.insert(0, '.')
 warnings.filterwarnings('ignore')
-import pandas as pd
+import pandas as pd, torch
 from ftl.train import Config, build_learner
 
 def epoch_seconds(cfg):
@@ -19,4 +19,4 @@ if __name__ == '__main__':
     df = pd.DataFrame(rows)
     print(f'{arch}, one epoch of full fine-tuning incl. validation (394 images), bs 32')
     print(df.to_string(index=False))
-    df.to_csv('results/benchmark/scaling_cpu.csv', index=False)
+    df.to_csv(f"results/benchmark/scaling_{'cuda' if torch.cuda.is_available() else 'cpu'}.csv", index=False)

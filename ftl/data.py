@@ -188,7 +188,7 @@ def make_datablock(source: Source, fraction=1.0, seed=0, stats=((0.485, 0.456, 0
                    augment=None) -> DataBlock:
     "A `DataBlock` over `source` items: stratified subset splitter, explicit normalisation, optional augmentation"
     aug = list(augment or [])
-    return DataBlock(blocks=(TransformBlock(type_tfms=tensor_image, batch_tfms=IntToFloatTensor), CategoryBlock(vocab=source.classes)),
+    return DataBlock(blocks=(TransformBlock(type_tfms=tensor_image, batch_tfms=IntToFloatTensor), CategoryBlock(vocab=source.classes, sort=False)),  # fastai sorts a given vocab by default
                      get_x=ItemGetter(0), get_y=ItemGetter(1), splitter=StratifiedSubsetSplitter(source, fraction, seed),
                      batch_tfms=[*aug, Normalize.from_stats(*stats)])
 

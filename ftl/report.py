@@ -22,6 +22,8 @@ def _cost_columns(results) -> pd.DataFrame | None:
     if not cpu.exists(): return None
     b = pd.read_csv(cpu)
     out = b.groupby('arch').first()[['params', 'size_mb_fp32']].round(1)
+    out['params'] = (out.params/1e6).round(2)
+    out = out.rename(columns={'params': 'params_M'})
     for size, d in b.groupby('image_size'):
         out[f'cpu_ms_bs1@{size}'] = d.set_index('arch').latency_ms_bs1.round(1)
     if gpu.exists():
@@ -37,10 +39,12 @@ def _architectures(recs, results, figs):
                             Path(figs)/'curves_architectures', 'Architectures: fine-tune, 100 % data', ncols=3)
 
 def _strategies(recs, results, figs):
+    from .strategies import STRATEGIES
+    main = pd.Series([r['config']['arch'] for r in recs]).value_counts().index[0]  # the suite's architecture; others: earlier choices
+    recs = sorted(recs, key=lambda r: (r['config']['arch'] != main, r['config']['arch'], list(STRATEGIES).index(r['config']['strategy']),
+                                       r['config']['augment'], r['config']['seed']))
     tables.write_table(tables.strategy_table(recs), Path(results)/'strategies_table')
-    order = list(__import__('ftl.strategies', fromlist=['STRATEGIES']).STRATEGIES)
-    recs = sorted(recs, key=lambda r: (order.index(r['config']['strategy']), r['config']['augment'], r['config']['seed']))
-    figures.training_curves(recs, _title, Path(figs)/'curves_strategies', f"Strategies on {recs[0]['config']['arch']}", ncols=4)
+    figures.training_curves(recs, _title, Path(figs)/'curves_strategies', f"Strategies on {main}", ncols=4)
 
 def _data_efficiency(recs, results, figs):
     tab = tables.efficiency_table(recs)
@@ -116,6 +120,91 @@ def benchmark_suite(results='results', archs=None, sizes=(84, 224)):
     df.round(4).to_csv(out, index=False)
     return df
 
+# --- findings: the study's answers, written from the tables (no number typed by hand) ---------------------------------
+
+def _onoff(a) -> str: return 'on' if str(a) in ('True', 'true', '1') else 'off'
+
+def _arch_finding(results) -> str | None:
+    "Which backbone, and what it costs"
+    a = _md(Path(results)/'architectures_table')
+    if a is None or a.empty: return None
+    a['v'] = a.valid_macro_f1.astype(str).str.split(' ').str[0].astype(float)
+    best, lat = a.loc[a.v.idxmax()], 'cpu_ms_bs1@84'
+    s = (f"Backbone: {best.arch} ({best.family}) has the best validation macro-F1 ({best.valid_macro_f1}) of the {len(a)} pretrained "
+         f"backbones fine-tuned alike; on the test split it scores accuracy {best.test_accuracy}, macro-F1 {best.test_macro_f1}. ")
+    if lat in a:
+        fast, big = a.loc[a[lat].idxmin()], a.loc[a.params_M.idxmax()]
+        s += (f"It has {best.params_M:.1f} M parameters ({best.size_mb_fp32} MB) and runs at {best[lat]} ms per image on this "
+              f"CPU at 84 px; the fastest is {fast.arch} ({fast[lat]} ms), the largest {big.arch} ({big.params_M:.1f} M, "
+              f"{big.size_mb_fp32} MB, {big[lat]} ms).")
+    return s
+
+def _strategy_finding(results) -> str | None:
+    "Which way of fine-tuning, whether augmentation helps, where it overfits"
+    t = _md(Path(results)/'strategies_table')
+    if t is None or t.empty: return None
+    t = t[t.arch == t.arch.iloc[0]]  # the suite's architecture comes first; other rows are runs from an earlier choice
+    for c in ('valid_macro_f1', 'test_macro_f1', 'test_accuracy'): t[c[:1] + c.split('_')[-1]] = t[c].astype(str).str.split(' ').str[0].astype(float)
+    best, worst = t.loc[t.vf1.idxmax()], t.loc[t.vf1.idxmin()]
+    s = (f"Strategy on {best.arch}: {best.strategy} with augmentation {_onoff(best.augment)} is best by validation macro-F1 "
+         f"({best.vf1:.3f}; test accuracy {best.taccuracy:.3f}, macro-F1 {best.tf1:.3f}); the weakest is {worst.strategy}, "
+         f"augmentation {_onoff(worst.augment)} (validation {worst.vf1:.3f}, test macro-F1 {worst.tf1:.3f}). ")
+    on, off = t[t.augment.astype(str) == 'True'].set_index('strategy'), t[t.augment.astype(str) == 'False'].set_index('strategy')
+    both = on.index.intersection(off.index)
+    if len(both):
+        d = (on.loc[both, 'tf1'] - off.loc[both, 'tf1'])
+        s += (f"Augmentation changes test macro-F1 by {d.mean():+.3f} on average over {len(both)} strategies "
+              f"(from {d.min():+.3f} to {d.max():+.3f}); it helps {int((d > 0).sum())} of them. ")
+    up = t[t.valid_up_train_down.astype(float) > 0]
+    s += (f"Overfitting signal (validation loss rising while training loss fell after the best epoch): {len(up)} of {len(t)} "
+          f"runs; early stopping restored the best validation epoch in every run. ")
+    cap = t[t.epochs_after_best.astype(float) == 0]
+    if len(cap): s += (f"{len(cap)} of {len(t)} runs were still improving at the epoch cap (best epoch = last): "
+                       + ', '.join(f"{r.strategy} aug {_onoff(r.augment)}" for r in cap.itertuples()) + '; a longer budget may help them.')
+    return s
+
+def _efficiency_finding(results) -> str | None:
+    "How much labelled data, and the answer to the crossing question"
+    e, cj = _md(Path(results)/'data_efficiency_table'), Path(results)/'data_efficiency_crossing.json'
+    if e is None or e.empty or not cj.exists(): return None
+    c = json.loads(cj.read_text())['test_accuracy']
+    pt, sc = e[e.init == 'pretrained'].set_index('fraction'), e[e.init == 'scratch'].set_index('fraction')
+    lo_f = min(pt.index)
+    s = f"Data: pretrained (fine-tune) vs from scratch, {int(pt.seeds.min())} seeds per point. "
+    if 1.0 in sc.index and 1.0 in pt.index:
+        s += (f"With all {int(pt.loc[1.0, 'n_train'])} training images: pretrained {pt.loc[1.0, 'test_accuracy']} vs scratch "
+              f"{sc.loc[1.0, 'test_accuracy']} test accuracy. ")
+    if lo_f in sc.index:
+        s += (f"At {lo_f:.0%} ({int(pt.loc[lo_f, 'n_train'])} images, {int(pt.loc[lo_f, 'n_min_class'])} in the smallest class): "
+              f"pretrained {pt.loc[lo_f, 'test_accuracy']} vs scratch {sc.loc[lo_f, 'test_accuracy']}. ")
+    if np.isnan(c['fraction']): s += f"Pretrained never reached the scratch@100 % accuracy ({c['level']:.3f}) at any measured fraction."
+    elif c.get('at_most_smallest'):
+        s += (f"Pretrained already matches scratch@100 % ({c['level']:.3f}) at the smallest fraction measured, {lo_f:.0%}: "
+              f"transfer learning needs at most {lo_f:.0%} of the labels here.")
+    else:
+        n = c['fraction']*pt.loc[1.0, 'n_train'] if 1.0 in pt.index else np.nan
+        s += (f"Pretrained matches the scratch@100 % accuracy ({c['level']:.3f}) at about {c['fraction']:.0%} of the training data "
+              f"(~{n:.0f} images; 95 % bootstrap interval {c['lo95']:.0%}-{c['hi95']:.0%}, reached in {c['boot_reached']:.0%} of resamples).")
+    return s
+
+def _error_finding(results) -> str | None:
+    "Where and why the best model fails"
+    p, mc = Path(results)/'analysis'/'errors.csv', Path(results)/'analysis'/'most_confused.csv'
+    if not p.exists(): return None
+    err = pd.read_csv(p); counts = err.category.value_counts()
+    s = (f"Errors: of the {len(err)} highest-loss misclassified test images, " +
+         ', '.join(f'{n} {cat}' for cat, n in counts.items()) + '. ')
+    if mc.exists() and len(pd.read_csv(mc)):
+        top = pd.read_csv(mc).iloc[0]
+        s += f"The most confused pair is true {top.true} predicted {top.predicted} ({top['count']} test images). "
+    return s + ('Categories are suggestions for a person to check (errors.csv has a commentary column): neighbours are found '
+                "in the model's own feature space, which favours the labelling-error rule for confident mistakes, and at 84 px "
+                'fine cracks may be invisible.')
+
+def findings(results='results') -> list:
+    "The study's answers as sentences computed from the committed tables"
+    return [f for f in (_arch_finding(results), _strategy_finding(results), _efficiency_finding(results), _error_finding(results)) if f]
+
 # --- the PDF report -----------------------------------------------------------------------------------------------------
 
 def _page(pdf, blocks, page_no):
@@ -153,13 +242,29 @@ def _md(path, cols=None, rename=None):
     df = pd.read_csv(p)
     return (df[[c for c in cols if c in df]] if cols else df).rename(columns=rename or {})
 
+CAVEATS = ('Caveats: the quick preset runs one seed per architecture and strategy, so differences of a few points there are '
+           'within seed-to-seed noise (the data-efficiency suite, 3 seeds per point, shows its size); images are 84 px rather '
+           'than the 300 px originals, at most 8 epochs, on a 2-core CPU. `--preset full` (224 px, 30 epochs, 3 seeds) is the '
+           'setting for a GPU.')
+
+def _strategy_notes(results) -> str:
+    "What each strategy trains, with the feature-extraction head as it ran"
+    fe = [r for r in read_records(Path(results)/'strategies') if r['config']['strategy'] == 'feature-extraction']
+    head = fe[0]['hyperparams']['head_repr'] if fe else 'a linear layer'
+    return ('feature-extraction: backbone frozen including BatchNorm statistics, only the head trains: ' + head + ' on globally '
+            'average-pooled backbone features (without augmentation on features cached once). full-finetune: all layers, one '
+            'learning rate. gradual-unfreeze: head first, then freeze_to(-2), (-3), ... one group per stage. discriminative-lr: '
+            'all layers, slice(lr/100, lr) over 4 groups. fine-tune: fastai fine_tune (1 frozen epoch, then all). gap = '
+            'validation - training loss at the best / last epoch; valid_up_train_down: validation loss rose after the best epoch '
+            'while training loss fell (share of runs). Best epoch counts the frozen stage epochs too.')
+
 def build_report(results='results', figs='figures', out='report/report.pdf') -> Path:
     "The study's PDF report (at most 10 pages), built only from committed records, tables and figures"
     from matplotlib.backends.backend_pdf import PdfPages
     results, figs = Path(results), Path(figs)
     arch = _md(results/'architectures_table', ['arch', 'family', 'seeds', 'test_accuracy', 'test_macro_f1', 'valid_macro_f1',
-                                                'params', 'size_mb_fp32', 'cpu_ms_bs1@84', 'cpu_ms_bs1@224', 'gpu_latency'])
-    strat = _md(results/'strategies_table', ['strategy', 'augment', 'test_accuracy', 'test_macro_f1', 'valid_macro_f1', 'best_epoch',
+                                                'params_M', 'size_mb_fp32', 'cpu_ms_bs1@84', 'cpu_ms_bs1@224', 'gpu_latency'])
+    strat = _md(results/'strategies_table', ['arch', 'strategy', 'augment', 'test_accuracy', 'test_macro_f1', 'valid_macro_f1', 'best_epoch',
                                             'epochs_run', 'gap_best', 'gap_last', 'epochs_after_best', 'valid_up_train_down', 'train_min'])
     hyper = _md(results/'hyperparameters', ['suite', 'arch', 'init', 'strategy', 'augment', 'fraction', 'seed', 'size', 'batch_size',
                                             'peak_lr_per_group', 'epochs_max', 'epochs_run'])
@@ -182,9 +287,14 @@ def build_report(results='results', figs='figures', out='report/report.pdf') -> 
                      f"{'on' if best['config']['augment'] else 'off'} (validation macro-F1 {best['history'][best['best_epoch']]['macro_f1']:.3f}; "
                      f"test accuracy {best['test']['accuracy']:.3f}, macro-F1 {best['test']['macro_f1']:.3f}).") if best else
                     'No architecture records yet.')]]
-    if arch is not None: pages[0] += [('h', 'Architectures (pretrained, fine-tune, 100 % data)'), ('table', arch, 6.5),
-                                      ('img', figs/'curves_architectures.png', 3.2)]
-    if strat is not None: pages.append([('h', 'Fine-tuning strategies'), ('table', strat, 6), ('img', figs/'curves_strategies.png', 6.5)])
+    pages[0] += [('h', 'Findings')] + [('p', f) for f in findings(results)] + [('p', CAVEATS)]
+    if arch is not None:
+        pages.append([('h', 'Architectures: accuracy and cost in one table (pretrained, fine-tune, 100 % data)'), ('table', arch, 6.5),
+                      ('p', 'Latency: CPU, 2 threads, fp32, batch 1, median of 30 timed passes after warm-up (ms per image). '
+                            'Full benchmark with throughput and spread on the last page.'),
+                      ('img', figs/'curves_architectures.png', 3.2)])
+    if strat is not None: pages.append([('h', 'Fine-tuning strategies'), ('table', strat, 6), ('p', _strategy_notes(results)),
+                                        ('img', figs/'curves_strategies.png', 6.2)])
     if hyper is not None: pages.append([('h', 'Hyperparameters of every experiment'),
                                         ('p', 'Peak learning rate per parameter group (early → head), one bracket per training '
                                               'stage; all runs: Adam (wd 0.01), one-cycle, early stopping on validation loss.'),

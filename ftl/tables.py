@@ -26,10 +26,10 @@ def mean_std(s: pd.Series, digits=3) -> str:
     return f'{s.mean():.{digits}f}' + (f' ± {s.std(ddof=1):.{digits}f}' if len(s) > 1 else '')
 
 def strategy_table(records) -> pd.DataFrame:
-    "Per strategy and augmentation: test accuracy and macro-F1 (mean ± std over seeds), epochs, overfitting signals"
+    "Per architecture, strategy and augmentation: test accuracy and macro-F1 (mean ± std over seeds), epochs, overfitting signals"
     df = pd.DataFrame([run_row(r) for r in records])
-    g = df.groupby(['strategy', 'augment'], sort=False)
-    return pd.DataFrame({'arch': g.arch.first(), 'seeds': g.size(), 'test_accuracy': g.test_accuracy.apply(mean_std),
+    g = df.groupby(['arch', 'strategy', 'augment'], sort=False)
+    return pd.DataFrame({'seeds': g.size(), 'test_accuracy': g.test_accuracy.apply(mean_std),
                          'test_macro_f1': g.test_macro_f1.apply(mean_std), 'valid_macro_f1': g.valid_macro_f1.apply(mean_std),
                          'best_epoch': g.best_epoch.mean(), 'epochs_run': g.epochs_run.mean(),
                          'gap_best': g.gap_best.mean().round(3), 'gap_last': g.gap_last.mean().round(3),

@@ -153,11 +153,13 @@ def run(cfg: Config, export_to=None, device=None) -> dict:
             fit(learn, cfg, cbs)
         train_seconds = time.time() - start
     preds, targs = learn.get_preds(dl=tdl)
+    vocab = list(source.classes) if fast else list(learn.dls.vocab)
+    if vocab != list(source.classes): raise RuntimeError(f"Model outputs are ordered {vocab}, the source's classes {source.classes}")
     mon = [e[cfg.monitor] for e in history.epochs]
     best = int(np.argmin(mon) if 'loss' in cfg.monitor else np.argmax(mon))
     train_counts = np.bincount(source.labels[train_idx], minlength=len(source.classes))
     record = dict(config=asdict(cfg), key=cfg.key(), history=history.epochs, best_epoch=best,
-                  test=test_metrics(targs.numpy(), preds.argmax(1).numpy(), source.classes),
+                  test=test_metrics(targs.numpy(), preds.argmax(1).numpy(), vocab), vocab=vocab,
                   n_train=len(train_idx), n_train_per_class=dict(zip(source.classes, train_counts.tolist())),
                   n_valid=len(source.idx('valid')), n_test=len(source.idx('test')),
                   normalization=dict(zip(('mean', 'std'), norm_stats(cfg.arch))), train_seconds=train_seconds,

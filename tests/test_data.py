@@ -78,3 +78,11 @@ def test_medmnist_reads_local_npz_and_explains_a_missing_one(tmp_path, monkeypat
 def test_unknown_dataset_is_a_clear_error():
     with pytest.raises(ValueError, match=r"Unknown dataset 'imagenette'.*elpv"): load_source('imagenette', 32)
     with pytest.raises(ValueError, match='Unknown MedMNIST flag'): load_source('medmnist:nosuchmnist', 28)
+
+def test_model_outputs_keep_the_source_class_order():
+    src = load_source('elpv', 32)  # classes in severity order, not alphabetical: fastai would sort a given vocab
+    dls = make_dls(src, 0.05, 0, bs=16)
+    assert list(dls.vocab) == src.classes != sorted(src.classes)
+    tdl = labelled_test_dl(dls, src)
+    targs = torch.cat([y for _, y in tdl]).numpy()
+    assert (targs == src.labels[src.idx('test')]).all()  # target index i means src.classes[i]

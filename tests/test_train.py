@@ -60,3 +60,8 @@ def test_suite_runs_export_their_learner_for_the_analysis(tmp_path):
     probe = Config(**{**cfg.__dict__, 'strategy': 'feature-extraction'})  # cached-feature path: no backbone to export
     run_exported(probe, models=tmp_path/'probe')
     assert not (tmp_path/'probe').exists()
+
+def test_record_names_classes_in_the_model_output_order(tiny_record):
+    r = tiny_record
+    assert r['vocab'] == r['test']['classes'] == ['class0', 'class1', 'class2']
+    assert [c['support'] for c in r['test']['per_class'].values()] == [sum(row) for row in r['test']['confusion']]

@@ -1,0 +1,9 @@
+#!/bin/bash
+# Run the performance benchmarks on a quiet machine; each one's output is kept under results/benchmark/ (device in the name)
+set -e
+cd "$(dirname "$0")/.."
+dev=$(python -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
+for b in throughput linear_probe latency_check; do
+  { echo "# bench/$b.py on $(hostname), $(nproc) cores, $(date -u +%FT%TZ)"; python bench/$b.py; } | tee results/benchmark/${b}_${dev}.txt
+done
+python bench/scaling.py | tee results/benchmark/scaling_${dev}.txt
