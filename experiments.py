@@ -19,17 +19,17 @@ def summary_line(rec, fresh):
     "One line per finished (or skipped) run"
     t = rec['test']
     print(f"{'ran ' if fresh else 'skip'} {rec['key']}: test acc {t['accuracy']:.3f} macro-F1 {t['macro_f1']:.3f} "
-          f"best epoch {rec['best_epoch']}/{len(rec['history'])} {rec['train_seconds']:.0f}s", flush=True)
+          f"best epoch {rec['best_epoch'] + 1}/{len(rec['history'])} {rec['train_seconds']:.0f}s", flush=True)
 
-def study(suite, dataset='elpv', arch=None, size=None, epochs=None, preset='quick', online=False, results='results'):
+def study(suite, dataset='elpv', arch=None, size=None, epochs=None, preset='quick', online=False, results='results', bs=None):
     "Run one suite (or `all`) and write its tables and figures; finished runs are skipped"
     if suite == 'all':
-        for s in ALL: study(s, dataset, arch, size, epochs, preset, online, results)
+        for s in ALL: study(s, dataset, arch, size, epochs, preset, online, results, bs)
         return
     if suite in ACTIONS: return ACTIONS[suite](results=results)
     if suite not in SUITES: raise SystemExit(f"Unknown suite {suite!r}; choose from {list(SUITES) + list(ACTIONS) + ['all']}")
     if preset not in train.PRESETS: raise SystemExit(f"Unknown preset {preset!r}; choose from {list(train.PRESETS)}")
-    kw = {k: v for k, v in dict(size=size, epochs=epochs).items() if v is not None}
+    kw = {k: v for k, v in dict(size=size, epochs=epochs, bs=bs).items() if v is not None}
     if suite == 'architectures': kw['online'] = online
     if suite in ('strategies', 'data-efficiency'): kw['results'] = results
     configs = SUITES[suite](preset=preset, dataset=dataset, arch=arch, **kw)
@@ -50,6 +50,7 @@ def main(suite:str='smoke',          # smoke, architectures, strategies, data-ef
          epochs:int=None,            # maximum epochs per run (early stopping on validation may end sooner); default: the preset's
          preset:str='quick',         # quick (sized for a 2-core CPU) or full (the study's settings, for a GPU)
          online:bool=False,          # architectures suite: the timm-hub set (needs internet) instead of the packaged offline set
-         results:str='results'):     # folder for the JSON records, one per run
+         results:str='results',      # folder for the JSON records, one per run
+         bs:int=None):               # batch size; default: the preset's (on a large GPU, raise it to fill the device)
     "Run one ftl suite; finished runs are skipped, so an interrupted suite resumes where it stopped"
-    study(suite, dataset, arch, size, epochs, preset, online, results)
+    study(suite, dataset, arch, size, epochs, preset, online, results, bs)

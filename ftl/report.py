@@ -245,7 +245,17 @@ def _md(path, cols=None, rename=None):
 CAVEATS = ('Caveats: the quick preset runs one seed per architecture and strategy, so differences of a few points there are '
            'within seed-to-seed noise (the data-efficiency suite, 3 seeds per point, shows its size); images are 84 px rather '
            'than the 300 px originals, at most 8 epochs, on a 2-core CPU. `--preset full` (224 px, 30 epochs, 3 seeds) is the '
-           'setting for a GPU.')
+           'setting for a GPU. Architectures and strategies stop early (patience 3 on validation loss) on top of a one-cycle '
+           'schedule, which can end a run near its peak learning rate, before the schedule anneals; the data-efficiency '
+           'suite therefore trains every run for its whole budget and restores the best validation epoch.')
+
+EFFICIENCY_DESIGN = ('Nested stratified subsets of the training split (every class kept; validation and test never shrink); '
+                     'both arms see the same subset at the same seed. Pretrained: fastai fine_tune. Scratch: the same '
+                     'architecture from random init, all layers, lr 1e-2, 1.5x the epochs. Both arms train the whole '
+                     'one-cycle budget (no early stopping: it would fire during the warm-up) and restore the best validation '
+                     'epoch. Below 25 % of the data, epochs grow by 0.25/fraction so every run gets at least a quarter of the '
+                     'full-data optimizer steps. '
+                     'acc diff: pretrained - scratch test accuracy, mean over paired seeds with a 95 % t-interval.')
 
 def _strategy_notes(results) -> str:
     "What each strategy trains, with the feature-extraction head as it ran"
@@ -256,7 +266,7 @@ def _strategy_notes(results) -> str:
             'learning rate. gradual-unfreeze: head first, then freeze_to(-2), (-3), ... one group per stage. discriminative-lr: '
             'all layers, slice(lr/100, lr) over 4 groups. fine-tune: fastai fine_tune (1 frozen epoch, then all). gap = '
             'validation - training loss at the best / last epoch; valid_up_train_down: validation loss rose after the best epoch '
-            'while training loss fell (share of runs). Best epoch counts the frozen stage epochs too.')
+            'while training loss fell (share of runs). best_epoch: 1-based, as in the curves, counting frozen-stage epochs.')
 
 def build_report(results='results', figs='figures', out='report/report.pdf') -> Path:
     "The study's PDF report (at most 10 pages), built only from committed records, tables and figures"
@@ -268,7 +278,7 @@ def build_report(results='results', figs='figures', out='report/report.pdf') -> 
                                             'epochs_run', 'gap_best', 'gap_last', 'epochs_after_best', 'valid_up_train_down', 'train_min'])
     hyper = _md(results/'hyperparameters', ['suite', 'arch', 'init', 'strategy', 'augment', 'fraction', 'seed', 'size', 'batch_size',
                                             'peak_lr_per_group', 'epochs_max', 'epochs_run'])
-    eff = _md(results/'data_efficiency_table', ['fraction', 'init', 'seeds', 'n_train', 'n_min_class', 'test_accuracy',
+    eff = _md(results/'data_efficiency_table', ['fraction', 'init', 'seeds', 'n_train', 'n_min_class', 'lr', 'epochs_max', 'patience', 'test_accuracy',
                                                 'test_macro_f1', 'acc_diff', 'acc_diff_lo95', 'acc_diff_hi95'])
     per_class = _md(results/'analysis'/'per_class')
     errors = pd.read_csv(results/'analysis'/'errors.csv') if (results/'analysis'/'errors.csv').exists() else None
@@ -300,7 +310,7 @@ def build_report(results='results', figs='figures', out='report/report.pdf') -> 
                                               'stage; all runs: Adam (wd 0.01), one-cycle, early stopping on validation loss.'),
                                         ('table', hyper, 5.5)])
     pages.append([('h', 'Data efficiency: pretrained vs from scratch')] +
-                 ([('table', eff, 6.5), ('img', figs/'data_efficiency.png', 3.5)] if eff is not None else
+                 ([('p', EFFICIENCY_DESIGN), ('table', eff, 6.5), ('img', figs/'data_efficiency.png', 3.5)] if eff is not None else
                   [('p', 'Not yet run: `python experiments.py --suite data-efficiency` (30 runs; records resume).')]))
     if per_class is not None:
         counts = errors.category.value_counts().rename_axis('category').reset_index() if errors is not None else None

@@ -6,7 +6,7 @@ from .strategies import STRATEGIES
 from .train import preset_config, PRESETS
 from .records import load_records
 
-__all__ = ['smoke', 'architectures', 'strategies', 'data_efficiency', 'best_arch', 'FRACTIONS', 'DEFAULT_ARCH']
+__all__ = ['smoke', 'architectures', 'strategies', 'data_efficiency', 'best_arch', 'budget_factor', 'FRACTIONS', 'DEFAULT_ARCH']
 
 DEFAULT_ARCH = 'efficientnet_lite0'
 FRACTIONS = (1.0, 0.5, 0.25, 0.1, 0.05)
@@ -34,12 +34,21 @@ def strategies(preset='quick', dataset='elpv', arch=None, seeds=None, results='r
     return [preset_config(preset, dataset=dataset, arch=arch, strategy=st, augment=aug, seed=s, **kw)
             for st in STRATEGIES for aug in (False, True) for s in _seeds(preset, seeds)]
 
+def budget_factor(fraction, min_share=0.25) -> float:
+    "Epoch multiplier giving a run on `fraction` of the data at least `min_share` of the full-data optimizer steps"
+    return max(1.0, min_share/fraction)
+
 def data_efficiency(preset='quick', dataset='elpv', arch=None, seeds=(0, 1, 2), results='results', fractions=FRACTIONS,
                     scratch_lr=1e-2, scratch_epochs_factor=1.5, **kw):
-    "Pretrained (`fine-tune`) vs from scratch (`full-finetune`, its own lr and epoch budget) at nested stratified fractions"
+    """Pretrained (`fine-tune`) vs from scratch (`full-finetune`, its own lr and epoch budget) at nested stratified fractions.
+    Small fractions get more epochs so that every run has at least a quarter of the full-data steps. Both arms train their
+    whole one-cycle budget (patience = epochs: early stopping would fire during the warm-up, at the peak learning rate,
+    before the schedule anneals) and restore their best validation epoch"""
     arch = arch or best_arch(results, dataset)
     base = preset_config(preset, dataset=dataset, arch=arch, **kw)
-    arms = [dict(pretrained=True, strategy='fine-tune'),
-            dict(pretrained=False, strategy='full-finetune', lr=scratch_lr, epochs=int(round(base.epochs*scratch_epochs_factor)))]
+    def arms(f):
+        pt, sc = (int(round(base.epochs*k*budget_factor(f))) for k in (1, scratch_epochs_factor))
+        return [dict(pretrained=True, strategy='fine-tune', epochs=pt, patience=pt),
+                dict(pretrained=False, strategy='full-finetune', lr=scratch_lr, epochs=sc, patience=sc)]
     return [preset_config(preset, **{**base.__dict__, **arm, 'fraction': f, 'seed': s})
-            for f in fractions for s in seeds for arm in arms]
+            for f in fractions for s in seeds for arm in arms(f)]

@@ -16,7 +16,7 @@ def overfitting_signals(history, best_epoch) -> dict:
 def run_row(r) -> dict:
     "One flat row per record: config, best-epoch validation, test metrics, overfitting signals"
     best = r['history'][r['best_epoch']]
-    return {**r['config'], 'key': r['key'], 'n_train': r['n_train'], 'best_epoch': r['best_epoch'],
+    return {**r['config'], 'key': r['key'], 'n_train': r['n_train'], 'best_epoch': r['best_epoch'] + 1,  # 1-based, as in the curves
             'epochs_run': len(r['history']), 'valid_macro_f1': best['macro_f1'], 'valid_loss': best['valid_loss'],
             'test_accuracy': r['test']['accuracy'], 'test_macro_f1': r['test']['macro_f1'], 'train_seconds': r['train_seconds'],
             **overfitting_signals(r['history'], r['best_epoch'])}
@@ -81,7 +81,7 @@ def efficiency_frame(records) -> pd.DataFrame:
     return pd.DataFrame([dict(init='pretrained' if r['config']['pretrained'] else 'scratch', fraction=r['config']['fraction'],
                               seed=r['config']['seed'], n_train=r['n_train'], n_min_class=min(r['n_train_per_class'].values()),
                               test_accuracy=r['test']['accuracy'], test_macro_f1=r['test']['macro_f1'],
-                              lr=r['config']['lr'], epochs_max=r['config']['epochs'], strategy=r['config']['strategy'],
+                              lr=r['config']['lr'], epochs_max=r['config']['epochs'], patience=r['config']['patience'], strategy=r['config']['strategy'],
                               epochs_run=len(r['history'])) for r in records])
 
 def paired_diff(a: pd.Series, b: pd.Series) -> tuple:
@@ -103,7 +103,7 @@ def efficiency_table(records, metric='test_accuracy') -> pd.DataFrame:
             diff = {m: paired_diff(by['pretrained'][m], by['scratch'][m]) if init == 'pretrained' and not by['scratch'].empty
                     else (np.nan,)*3 for m in ('test_accuracy', 'test_macro_f1')}
             rows.append(dict(fraction=f, init=init, seeds=len(d), n_train=int(d.n_train.iloc[0]), n_min_class=int(d.n_min_class.iloc[0]),
-                             lr=d.lr.iloc[0], epochs_max=int(d.epochs_max.iloc[0]), strategy=d.strategy.iloc[0],
+                             lr=d.lr.iloc[0], epochs_max=int(d.epochs_max.iloc[0]), patience=int(d.patience.iloc[0]), strategy=d.strategy.iloc[0],
                              test_accuracy=mean_std(d.test_accuracy), test_macro_f1=mean_std(d.test_macro_f1),
                              acc_mean=d.test_accuracy.mean(), acc_std=d.test_accuracy.std(ddof=1),
                              f1_mean=d.test_macro_f1.mean(), f1_std=d.test_macro_f1.std(ddof=1),

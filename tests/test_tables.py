@@ -42,7 +42,10 @@ def test_data_efficiency_configs_cover_every_arm_fraction_and_seed(tmp_path):
     cells = {(c.pretrained, c.fraction, c.seed) for c in cfgs}
     assert len(cfgs) == len(cells) == 2*5*3
     scratch = [c for c in cfgs if not c.pretrained]
-    assert all(c.strategy == 'full-finetune' and c.lr > cfgs[0].lr for c in scratch)
+    assert all(c.strategy == 'full-finetune' and c.lr > cfgs[0].lr and c.patience == c.epochs for c in scratch)
+    full = {c.pretrained: c.epochs for c in cfgs if c.fraction == 1.0}
+    for c in cfgs:  # every run gets at least a quarter of the full-data optimizer steps and trains its whole budget
+        assert c.epochs*c.fraction >= 0.25*full[c.pretrained] - 0.5 and c.epochs >= full[c.pretrained] and c.patience == c.epochs
     assert len({c.key() for c in cfgs}) == 30
 
 def test_both_arms_at_one_seed_see_identical_subsets(tmp_path):
