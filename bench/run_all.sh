@@ -3,7 +3,8 @@
 set -e
 cd "$(dirname "$0")/.."
 dev=$(python -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
+noise="█\|Better model\|Epoch [0-9]\|^[0-9] \+[0-9.]\+ \+[0-9.]"  # progress bars and per-epoch logs
 for b in throughput linear_probe latency_check; do
-  { echo "# bench/$b.py on $(hostname), $(nproc) cores, $(date -u +%FT%TZ)"; python bench/$b.py; } | tee results/benchmark/${b}_${dev}.txt
+  { echo "# bench/$b.py on $(hostname), $(nproc) cores, $(date -u +%FT%TZ)"; python bench/$b.py 2>&1; } | grep -av "$noise" | tee results/benchmark/${b}_${dev}.txt
 done
 python bench/scaling.py | tee results/benchmark/scaling_${dev}.txt

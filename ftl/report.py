@@ -163,28 +163,37 @@ def _strategy_finding(results) -> str | None:
                        + ', '.join(f"{r.strategy} aug {_onoff(r.augment)}" for r in cap.itertuples()) + '; a longer budget may help them.')
     return s
 
+def _crossing_sentence(c, metric, lo_f, n_full) -> str:
+    "The crossing answer for one metric, in words"
+    if np.isnan(c['fraction']): return f"pretrained never reaches the scratch@100 % {metric} ({c['level']:.3f}) at any measured fraction"
+    if c.get('at_most_smallest'): return (f"pretrained already matches the scratch@100 % {metric} ({c['level']:.3f}) at the smallest "
+                                          f"fraction measured, {lo_f:.0%}")
+    return (f"pretrained matches the scratch@100 % {metric} ({c['level']:.3f}) at about {c['fraction']:.0%} of the training data "
+            f"(~{c['fraction']*n_full:.0f} images; 95 % bootstrap interval {c['lo95']:.0%}-{c['hi95']:.0%}, reached in "
+            f"{c['boot_reached']:.0%} of resamples)")
+
 def _efficiency_finding(results) -> str | None:
     "How much labelled data, and the answer to the crossing question"
     e, cj = _md(Path(results)/'data_efficiency_table'), Path(results)/'data_efficiency_crossing.json'
     if e is None or e.empty or not cj.exists(): return None
-    c = json.loads(cj.read_text())['test_accuracy']
+    cross = json.loads(cj.read_text())
     pt, sc = e[e.init == 'pretrained'].set_index('fraction'), e[e.init == 'scratch'].set_index('fraction')
-    lo_f = min(pt.index)
+    lo_f, n_full = min(pt.index), int(pt.n_train.max())
     s = f"Data: pretrained (fine-tune) vs from scratch, {int(pt.seeds.min())} seeds per point. "
     if 1.0 in sc.index and 1.0 in pt.index:
-        s += (f"With all {int(pt.loc[1.0, 'n_train'])} training images: pretrained {pt.loc[1.0, 'test_accuracy']} vs scratch "
-              f"{sc.loc[1.0, 'test_accuracy']} test accuracy. ")
+        s += (f"With all {n_full} training images: pretrained test accuracy {pt.loc[1.0, 'test_accuracy']}, macro-F1 "
+              f"{pt.loc[1.0, 'test_macro_f1']} vs scratch {sc.loc[1.0, 'test_accuracy']}, {sc.loc[1.0, 'test_macro_f1']}. ")
     if lo_f in sc.index:
         s += (f"At {lo_f:.0%} ({int(pt.loc[lo_f, 'n_train'])} images, {int(pt.loc[lo_f, 'n_min_class'])} in the smallest class): "
-              f"pretrained {pt.loc[lo_f, 'test_accuracy']} vs scratch {sc.loc[lo_f, 'test_accuracy']}. ")
-    if np.isnan(c['fraction']): s += f"Pretrained never reached the scratch@100 % accuracy ({c['level']:.3f}) at any measured fraction."
-    elif c.get('at_most_smallest'):
-        s += (f"Pretrained already matches scratch@100 % ({c['level']:.3f}) at the smallest fraction measured, {lo_f:.0%}: "
-              f"transfer learning needs at most {lo_f:.0%} of the labels here.")
-    else:
-        n = c['fraction']*pt.loc[1.0, 'n_train'] if 1.0 in pt.index else np.nan
-        s += (f"Pretrained matches the scratch@100 % accuracy ({c['level']:.3f}) at about {c['fraction']:.0%} of the training data "
-              f"(~{n:.0f} images; 95 % bootstrap interval {c['lo95']:.0%}-{c['hi95']:.0%}, reached in {c['boot_reached']:.0%} of resamples).")
+              f"pretrained {pt.loc[lo_f, 'test_accuracy']} / {pt.loc[lo_f, 'test_macro_f1']} vs scratch "
+              f"{sc.loc[lo_f, 'test_accuracy']} / {sc.loc[lo_f, 'test_macro_f1']}. ")
+    recs = read_records(Path(results)/'data-efficiency')
+    if recs:
+        sup = [c['support'] for c in recs[0]['test']['per_class'].values()]
+        share = max(sup)/sum(sup)  # always predicting the majority class: its F1 is 2p/(1+p), every other class's 0
+        s += f"(Predicting the majority class alone scores accuracy {share:.3f} and macro-F1 {2*share/(1 + share)/len(sup):.3f}.) "
+    s += ('Macro-F1: ' + _crossing_sentence(cross['test_macro_f1'], 'macro-F1', lo_f, n_full) + '. Accuracy: ' +
+          _crossing_sentence(cross['test_accuracy'], 'accuracy', lo_f, n_full) + '.')
     return s
 
 def _error_finding(results) -> str | None:
@@ -217,13 +226,13 @@ def _page(pdf, blocks, page_no):
         if b[0] == 'h':
             fig.text(M/W, y/H, b[1], fontsize=12, fontweight='bold', va='top'); y -= 0.4
         elif b[0] == 'p':
-            lines = textwrap.wrap(b[1], 125)
+            lines = textwrap.wrap(b[1], 118)
             fig.text(M/W, y/H, '\n'.join(lines), fontsize=8.5, va='top', linespacing=1.4); y -= 0.17*len(lines) + 0.15
         elif b[0] == 'table':
             df, fs = b[1], b[2] if len(b) > 2 else 7
             h = 0.19*(len(df) + 1)*fs/7
             ax = fig.add_axes([M/W, (y - h)/H, 1 - 2*M/W, h/H]); ax.axis('off')
-            cells = df.astype(str).values
+            cells = np.array([['' if pd.isna(v) else str(v) for v in row] for row in df.itertuples(index=False)], dtype=object)
             heads = [c.replace('_', ' ') if len(c) <= 12 else c.replace('_', '\n', 1) for c in df.columns]
             widths = np.array([max([len(x) for x in cells[:, j]] + [max(map(len, heads[j].split('\n')))]) for j in range(len(heads))], float)
             t = ax.table(cellText=cells, colLabels=heads, cellLoc='left', colWidths=list(widths/widths.sum()), bbox=[0, 0, 1, 1])
@@ -240,7 +249,7 @@ def _md(path, cols=None, rename=None):
     p = Path(path).with_suffix('.csv')
     if not p.exists(): return None
     df = pd.read_csv(p)
-    return (df[[c for c in cols if c in df]] if cols else df).rename(columns=rename or {})
+    return (df[[c for c in cols if c in df]] if cols else df).rename(columns=rename or {}).round(3)
 
 CAVEATS = ('Caveats: the quick preset runs one seed per architecture and strategy, so differences of a few points there are '
            'within seed-to-seed noise (the data-efficiency suite, 3 seeds per point, shows its size); images are 84 px rather '
@@ -255,7 +264,7 @@ EFFICIENCY_DESIGN = ('Nested stratified subsets of the training split (every cla
                      'one-cycle budget (no early stopping: it would fire during the warm-up) and restore the best validation '
                      'epoch. Below 25 % of the data, epochs grow by 0.25/fraction so every run gets at least a quarter of the '
                      'full-data optimizer steps. '
-                     'acc diff: pretrained - scratch test accuracy, mean over paired seeds with a 95 % t-interval.')
+                     'acc / f1 diff: pretrained - scratch test accuracy / macro-F1, mean over paired seeds with a 95 % t-interval.')
 
 def _strategy_notes(results) -> str:
     "What each strategy trains, with the feature-extraction head as it ran"
@@ -277,9 +286,12 @@ def build_report(results='results', figs='figures', out='report/report.pdf') -> 
     strat = _md(results/'strategies_table', ['arch', 'strategy', 'augment', 'test_accuracy', 'test_macro_f1', 'valid_macro_f1', 'best_epoch',
                                             'epochs_run', 'gap_best', 'gap_last', 'epochs_after_best', 'valid_up_train_down', 'train_min'])
     hyper = _md(results/'hyperparameters', ['suite', 'arch', 'init', 'strategy', 'augment', 'fraction', 'seed', 'size', 'batch_size',
-                                            'peak_lr_per_group', 'epochs_max', 'epochs_run'])
+                                            'stages', 'peak_lr_per_group', 'epochs_max', 'epochs_run'])
+    if hyper is not None:  # the last stage's rates (all groups trainable); every stage's are in results/hyperparameters.csv
+        hyper['peak_lr_per_group'] = hyper.peak_lr_per_group.str.split(' | ', regex=False).str[-1]
     eff = _md(results/'data_efficiency_table', ['fraction', 'init', 'seeds', 'n_train', 'n_min_class', 'lr', 'epochs_max', 'patience', 'test_accuracy',
-                                                'test_macro_f1', 'acc_diff', 'acc_diff_lo95', 'acc_diff_hi95'])
+                                                'test_macro_f1', 'acc_diff', 'acc_diff_lo95', 'acc_diff_hi95', 'f1_diff',
+                                                'f1_diff_lo95', 'f1_diff_hi95'])
     per_class = _md(results/'analysis'/'per_class')
     errors = pd.read_csv(results/'analysis'/'errors.csv') if (results/'analysis'/'errors.csv').exists() else None
     bench = _md(results/'benchmark'/'benchmark_cpu', ['arch', 'image_size', 'params', 'size_mb_fp32', 'size_mb_fp16',
@@ -306,8 +318,9 @@ def build_report(results='results', figs='figures', out='report/report.pdf') -> 
     if strat is not None: pages.append([('h', 'Fine-tuning strategies'), ('table', strat, 6), ('p', _strategy_notes(results)),
                                         ('img', figs/'curves_strategies.png', 6.2)])
     if hyper is not None: pages.append([('h', 'Hyperparameters of every experiment'),
-                                        ('p', 'Peak learning rate per parameter group (early → head), one bracket per training '
-                                              'stage; all runs: Adam (wd 0.01), one-cycle, early stopping on validation loss.'),
+                                        ('p', 'Peak learning rate per parameter group (early → head) in the last training stage '
+                                              '(every stage, with frozen groups, in results/hyperparameters.csv); all runs: Adam '
+                                              '(wd 0.01), one-cycle, the best validation-loss epoch restored.'),
                                         ('table', hyper, 5.5)])
     pages.append([('h', 'Data efficiency: pretrained vs from scratch')] +
                  ([('p', EFFICIENCY_DESIGN), ('table', eff, 6.5), ('img', figs/'data_efficiency.png', 3.5)] if eff is not None else

@@ -48,7 +48,7 @@ def architecture_table(records, stats: pd.DataFrame | None = None) -> pd.DataFra
 
 def _lrs(stages) -> str:
     "Peak learning rate per parameter group (early → head), one bracket per stage"
-    return ' | '.join('[' + ', '.join(f'{lr:.1e}' if lr else 'frozen' for lr, on in zip(s['peak_lr'], s.get('trainable_groups', [True]*9)))
+    return ' | '.join('[' + ', '.join(f'{lr:.1e}'.replace('e-0', 'e-') if lr else 'frozen' for lr, on in zip(s['peak_lr'], s.get('trainable_groups', [True]*9)))
                       + ']' for s in stages)
 
 def hyperparameter_table(records) -> pd.DataFrame:

@@ -18,7 +18,7 @@ def test_crossing_fraction_interpolates_on_log_fraction():
     assert np.isnan(tables.crossing_fraction(f, [0.5, 0.6, 0.6, 0.7, 0.75], 0.80))  # never reached
 
 def rec(pretrained, fraction, seed, acc):
-    return dict(config=dict(pretrained=pretrained, fraction=fraction, seed=seed, lr=1e-3, epochs=8, strategy='s'),
+    return dict(config=dict(pretrained=pretrained, fraction=fraction, seed=seed, lr=1e-3, epochs=8, patience=8, strategy='s'),
                 n_train=int(1000*fraction), n_train_per_class={'a': int(800*fraction), 'b': int(200*fraction)},
                 test=dict(accuracy=acc, macro_f1=acc - 0.1), history=[{}])
 
