@@ -44,8 +44,8 @@ def training_curves(records, title_of, path, suptitle='', ncols=4) -> Path:
     fig.suptitle(suptitle, fontsize=10); fig.tight_layout(rect=(0, 0.04, 1, 0.97))
     return save(fig, path)
 
-def efficiency_plot(table, level=None, path='figures/data_efficiency', title='') -> Path:
-    "Test accuracy and macro-F1 vs training images (log x), both inits with std error bars; scratch@100 % as a line"
+def efficiency_plot(table, level=None, path='figures/data_efficiency', title='', baseline=None) -> Path:
+    "Test accuracy and macro-F1 vs training images (log x), both inits with std error bars; scratch@100 % (and `baseline`) as lines"
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, (m, name) in zip(axes, [('acc', 'test accuracy'), ('f1', 'test macro-F1')]):
         for init, style in (('pretrained', 'o-'), ('scratch', 's--')):
@@ -54,6 +54,7 @@ def efficiency_plot(table, level=None, path='figures/data_efficiency', title='')
             ax.errorbar(d.n_train, d[f'{m}_mean'], yerr=d[f'{m}_std'].fillna(0), fmt=style, capsize=3, label=init)
         full = table[(table.init == 'scratch') & (table.fraction == 1.0)]
         if not full.empty: ax.axhline(full[f'{m}_mean'].iloc[0], color='grey', ls=':', label='scratch @ 100 %')
+        if baseline: ax.axhline(baseline[m], color='tab:red', ls='-.', lw=1, label='majority class')
         ax.set_xscale('log'); ax.set_xlabel('training images (log scale)'); ax.set_ylabel(name); ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=10); fig.tight_layout()
@@ -94,5 +95,5 @@ def error_gallery(errors, images, path, ncols=6, title='') -> Path:
         axes[r, 0].text(-0.15, 0.5, c, transform=axes[r, 0].transAxes, rotation=90, va='center', ha='right', fontsize=8,
                         fontweight='bold')
         r += n_rows
-    fig.suptitle(title, fontsize=10); fig.tight_layout()
+    fig.suptitle(title, fontsize=10); fig.tight_layout(rect=(0, 0, 1, 1 - 0.35/fig.get_figheight()))
     return save(fig, path)

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from .records import read_records
 from . import tables, figures
+from .evaluate import majority_baseline
 
 __all__ = ['write_suite_outputs', 'write_hyperparameters', 'best_record', 'per_class_table', 'analysis_suite', 'benchmark_suite']
 
@@ -51,7 +52,7 @@ def _data_efficiency(recs, results, figs):
     tables.write_table(tab, Path(results)/'data_efficiency_table')
     cross = {m: tables.crossing(recs, m) for m in ('test_accuracy', 'test_macro_f1')}
     (Path(results)/'data_efficiency_crossing.json').write_text(json.dumps(cross, indent=1))
-    figures.efficiency_plot(tab, path=Path(figs)/'data_efficiency',
+    figures.efficiency_plot(tab, path=Path(figs)/'data_efficiency', baseline=majority_baseline(recs[0]['test']),
                             title=f"{recs[0]['config']['arch']} on {recs[0]['config']['dataset']}: pretrained vs from scratch")
 
 OUTPUTS = {'architectures': _architectures, 'strategies': _strategies, 'data-efficiency': _data_efficiency}
@@ -189,9 +190,8 @@ def _efficiency_finding(results) -> str | None:
               f"{sc.loc[lo_f, 'test_accuracy']} / {sc.loc[lo_f, 'test_macro_f1']}. ")
     recs = read_records(Path(results)/'data-efficiency')
     if recs:
-        sup = [c['support'] for c in recs[0]['test']['per_class'].values()]
-        share = max(sup)/sum(sup)  # always predicting the majority class: its F1 is 2p/(1+p), every other class's 0
-        s += f"(Predicting the majority class alone scores accuracy {share:.3f} and macro-F1 {2*share/(1 + share)/len(sup):.3f}.) "
+        base = majority_baseline(recs[0]['test'])
+        s += f"(Predicting the majority class alone scores accuracy {base['acc']:.3f} and macro-F1 {base['f1']:.3f}.) "
     s += ('Macro-F1: ' + _crossing_sentence(cross['test_macro_f1'], 'macro-F1', lo_f, n_full) + '. Accuracy: ' +
           _crossing_sentence(cross['test_accuracy'], 'accuracy', lo_f, n_full) + '.')
     return s

@@ -60,3 +60,9 @@ def test_architectures_and_strategies_suites():
     st = suites.strategies('quick', arch='mobilenetv2')
     assert {(c.strategy, c.augment) for c in st} == {(s, a) for s in ('feature-extraction', 'full-finetune', 'gradual-unfreeze',
                                                                      'discriminative-lr', 'fine-tune') for a in (False, True)}
+
+def test_majority_baseline_matches_the_metrics_of_a_majority_predictor():
+    from ftl.evaluate import test_metrics, majority_baseline
+    y = np.array([0]*6 + [1]*3 + [2]*1)
+    m = test_metrics(y, np.zeros_like(y), ['a', 'b', 'c'])  # always the most frequent class
+    assert majority_baseline(m) == dict(acc=pytest.approx(m['accuracy']), f1=pytest.approx(m['macro_f1']))
