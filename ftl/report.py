@@ -51,8 +51,9 @@ def _data_efficiency(recs, results, figs):
     tab = tables.efficiency_table(recs)
     tables.write_table(tab, Path(results)/'data_efficiency_table')
     cross = {m: tables.crossing(recs, m) for m in ('test_accuracy', 'test_macro_f1')}
+    cross['majority_baseline'] = majority_baseline(recs[0]['test'])  # the same fixed test split for every run
     (Path(results)/'data_efficiency_crossing.json').write_text(json.dumps(cross, indent=1))
-    figures.efficiency_plot(tab, path=Path(figs)/'data_efficiency', baseline=majority_baseline(recs[0]['test']),
+    figures.efficiency_plot(tab, path=Path(figs)/'data_efficiency', baseline=cross['majority_baseline'],
                             title=f"{recs[0]['config']['arch']} on {recs[0]['config']['dataset']}: pretrained vs from scratch")
 
 OUTPUTS = {'architectures': _architectures, 'strategies': _strategies, 'data-efficiency': _data_efficiency}
@@ -125,11 +126,13 @@ def benchmark_suite(results='results', archs=None, sizes=(84, 224)):
 
 def _onoff(a) -> str: return 'on' if str(a) in ('True', 'true', '1') else 'off'
 
+def _mean(col: pd.Series) -> pd.Series: return col.astype(str).str.split(' ').str[0].astype(float)  # of 'mean ± std' cells
+
 def _arch_finding(results) -> str | None:
     "Which backbone, and what it costs"
     a = _md(Path(results)/'architectures_table')
     if a is None or a.empty: return None
-    a['v'] = a.valid_macro_f1.astype(str).str.split(' ').str[0].astype(float)
+    a['v'] = _mean(a.valid_macro_f1)
     best, lat = a.loc[a.v.idxmax()], 'cpu_ms_bs1@84'
     s = (f"Backbone: {best.arch} ({best.family}) has the best validation macro-F1 ({best.valid_macro_f1}) of the {len(a)} pretrained "
          f"backbones fine-tuned alike; on the test split it scores accuracy {best.test_accuracy}, macro-F1 {best.test_macro_f1}. ")
@@ -145,7 +148,7 @@ def _strategy_finding(results) -> str | None:
     t = _md(Path(results)/'strategies_table')
     if t is None or t.empty: return None
     t = t[t.arch == t.arch.iloc[0]]  # the suite's architecture comes first; other rows are runs from an earlier choice
-    for c in ('valid_macro_f1', 'test_macro_f1', 'test_accuracy'): t[c[:1] + c.split('_')[-1]] = t[c].astype(str).str.split(' ').str[0].astype(float)
+    for c in ('valid_macro_f1', 'test_macro_f1', 'test_accuracy'): t[c[:1] + c.split('_')[-1]] = _mean(t[c])
     best, worst = t.loc[t.vf1.idxmax()], t.loc[t.vf1.idxmin()]
     s = (f"Strategy on {best.arch}: {best.strategy} with augmentation {_onoff(best.augment)} is best by validation macro-F1 "
          f"({best.vf1:.3f}; test accuracy {best.taccuracy:.3f}, macro-F1 {best.tf1:.3f}); the weakest is {worst.strategy}, "
@@ -188,9 +191,8 @@ def _efficiency_finding(results) -> str | None:
         s += (f"At {lo_f:.0%} ({int(pt.loc[lo_f, 'n_train'])} images, {int(pt.loc[lo_f, 'n_min_class'])} in the smallest class): "
               f"pretrained {pt.loc[lo_f, 'test_accuracy']} / {pt.loc[lo_f, 'test_macro_f1']} vs scratch "
               f"{sc.loc[lo_f, 'test_accuracy']} / {sc.loc[lo_f, 'test_macro_f1']}. ")
-    recs = read_records(Path(results)/'data-efficiency')
-    if recs:
-        base = majority_baseline(recs[0]['test'])
+    if 'majority_baseline' in cross:
+        base = cross['majority_baseline']
         s += f"(Predicting the majority class alone scores accuracy {base['acc']:.3f} and macro-F1 {base['f1']:.3f}.) "
     s += ('Macro-F1: ' + _crossing_sentence(cross['test_macro_f1'], 'macro-F1', lo_f, n_full) + '. Accuracy: ' +
           _crossing_sentence(cross['test_accuracy'], 'accuracy', lo_f, n_full) + '.')
@@ -203,8 +205,9 @@ def _error_finding(results) -> str | None:
     err = pd.read_csv(p); counts = err.category.value_counts()
     s = (f"Errors: of the {len(err)} highest-loss misclassified test images, " +
          ', '.join(f'{n} {cat}' for cat, n in counts.items()) + '. ')
-    if mc.exists() and len(pd.read_csv(mc)):
-        top = pd.read_csv(mc).iloc[0]
+    confused = pd.read_csv(mc) if mc.exists() else None
+    if confused is not None and len(confused):
+        top = confused.iloc[0]
         s += f"The most confused pair is true {top.true} predicted {top.predicted} ({top['count']} test images). "
     return s + ('Categories are suggestions for a person to check (errors.csv has a commentary column): neighbours are found '
                 "in the model's own feature space, which favours the labelling-error rule for confident mistakes, and at 84 px "

@@ -33,5 +33,6 @@ if __name__ == '__main__':
         src = load_source(r['config']['dataset'], r['config']['size'])
         counts = np.bincount(src.labels[src.idx('test')], minlength=len(src.classes)).tolist()
         path = r.pop('path'); r.pop('suite')
-        save_record(relabel(r, src.classes, counts), path)
-        print('relabelled' if sorted(src.classes) != src.classes and r.get('train_path') != 'cached-features' else 'checked', path)
+        out = relabel(r, src.classes, counts)
+        save_record(out, path)
+        print('relabelled' if 'relabelled' in out else 'checked', path)
