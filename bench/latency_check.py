@@ -1,7 +1,6 @@
 "Check ftl's batch-1 CPU latency against torch.utils.benchmark.Timer on the bare model in the same process"
 import sys, timm, torch
 from torch.utils.benchmark import Timer
-sys.path.insert(0, '.')
 from ftl.benchmark import time_model
 
 def main(arch='tf_efficientnet_lite0', size=224):

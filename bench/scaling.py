@@ -1,6 +1,5 @@
 "Seconds per training epoch (full fine-tuning) vs number of training images and image size"
 import sys, time, warnings
-sys.path.insert(0, '.')
 warnings.filterwarnings('ignore')
 import pandas as pd, torch
 from ftl.train import Config, build_learner

@@ -1,6 +1,5 @@
 "Training images/s of an ftl run (its DataLoaders, Learner, callbacks) vs a bare PyTorch loop on in-memory tensors"
 import sys, time, warnings
-sys.path.insert(0, '.')
 warnings.filterwarnings('ignore')
 import numpy as np, torch
 from fastai.vision.all import EarlyStoppingCallback, SaveModelCallback, ImageBlock, CategoryBlock, DataBlock, Normalize, PILImage

@@ -1,12 +1,14 @@
 "ftl: transfer learning studies for image classification, a thin layer over fastai and timm"
 import warnings
 warnings.filterwarnings('ignore', message='.*torch.jit.script.* is deprecated', category=FutureWarning)
-from .data import load_source, make_dls, make_datablock, subset_indices, StratifiedSubsetSplitter, labelled_test_dl
-from .models import ARCHS, OFFLINE, ONLINE, get_arch, create_learner, weights_file, WeightsUnavailable
-from .strategies import STRATEGIES
-from .train import Config, PRESETS, run, build_learner, preset_config
+from .errors import UserError, ConfigError, DataError, DatasetMissing, WeightsUnavailable, ResultsError
+from .data import load_source, make_dls, make_datablock, subset_indices, StratifiedSubsetSplitter, labelled_test_dl, decode_image
+from .models import ARCHS, OFFLINE, ONLINE, get_arch, create_learner, weights_file
+from .strategies import STRATEGIES, AUGMENTATIONS
+from .train import Config, PRESETS, preset_config, build_learner, train, run, export
 from .evaluate import test_metrics
-from .records import run_suite, load_records, read_records, save_record
+from .records import Record, read_records, load_record, save_record, records_frame
 from .analysis import interpret, failure_table
 from .benchmark import benchmark_arch
-__version__ = '0.1.0'
+from .suites import SUITES, Study, run_suite
+__version__ = '0.2.0'

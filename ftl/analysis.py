@@ -7,10 +7,11 @@ from fastai.vision.all import ClassificationInterpretation, load_learner
 from .data import load_source, labelled_test_dl, source_items
 from .features import pooled_features
 
-__all__ = ['interpret', 'image_quality', 'embeddings', 'error_evidence', 'categorize', 'failure_table', 'CATEGORIES', 'THRESHOLDS']
+__all__ = ['interpret', 'image_quality', 'embeddings', 'error_evidence', 'categorize', 'failure_table', 'per_class_table', 'analyse',
+           'CATEGORIES', 'THRESHOLDS']
 
 CATEGORIES = ['poor image quality', 'possible labelling error', 'confusable classes', 'ambiguous / domain difficulty']
-THRESHOLDS = dict(quality_z=2.5, confident=0.8, neighbour_agree=0.6, k=10, top_pairs=3, small_margin=0.2)
+THRESHOLDS = dict(quality_z=2.5, confident=0.8, neighbour_agree=0.6, k=10, top_pairs=3)
 
 def interpret(learn_or_path, dataset=None, size=None, source=None) -> ClassificationInterpretation:
     "fastai `ClassificationInterpretation` on the TEST split (not validation): `interp.plot_top_losses(9)` works as usual"
@@ -83,3 +84,35 @@ def failure_table(interp, n=16, th=THRESHOLDS) -> pd.DataFrame:
     wrong['true'], wrong['pred'] = [classes[i] for i in wrong.true], [classes[i] for i in wrong.pred]
     wrong['commentary'] = ''
     return wrong.reset_index(drop=True)
+
+def per_class_table(test: dict) -> pd.DataFrame:
+    "Per-class precision / recall / F1 / support with the best and worst class (by F1) marked"
+    df = pd.DataFrame(test['per_class']).T.rename_axis('class').reset_index()
+    df['support'] = df.support.astype(int)
+    df['mark'] = ''
+    df.loc[df.f1.idxmax(), 'mark'], df.loc[df.f1.idxmin(), 'mark'] = 'best', 'worst'
+    return df
+
+def analyse(model_path, record, out_dir, figs_dir, n_errors=16) -> dict:
+    "Reload an exported learner, check it reproduces its record on the test split, and write the error analysis"
+    from . import figures
+    from .tables import write_table
+    cfg = record.config
+    interp = interpret(model_path, cfg['dataset'], cfg['size'])
+    acc = float((interp.preds.argmax(1) == interp.targs).float().mean())
+    if abs(acc - record.test['accuracy']) > 1e-6:
+        raise RuntimeError(f"Reloaded model {model_path} scores test accuracy {acc:.4f}, its record {record.test['accuracy']:.4f}")
+    out, figs = Path(out_dir), Path(figs_dir)
+    title = f"{cfg['arch']}, {cfg['strategy']}, augmentation {cfg['augment']} on {cfg['dataset']} test set"
+    figures.confusion(record.test, figs/'confusion_best', title)
+    write_table(per_class_table(record.test), out/'per_class')
+    pd.DataFrame(interp.most_confused(), columns=['true', 'predicted', 'count']).to_csv(out/'most_confused.csv', index=False)
+    errors = failure_table(interp, n_errors)
+    errors.drop(columns=['test_pos']).to_csv(out/'errors.csv', index=False)
+    src = interp.source
+    figures.error_gallery(errors, src.images[src.idx('test')[errors.test_pos]], figs/'error_gallery',
+                          title=f'Misclassified test images by suggested failure category: {title}')
+    interp.plot_top_losses(9, figsize=(9, 9))
+    import matplotlib.pyplot as plt
+    figures.save(plt.gcf(), figs/'top_losses')
+    return dict(record=record, errors=errors, interp=interp, reloaded_accuracy=acc)

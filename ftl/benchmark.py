@@ -1,9 +1,10 @@
 "Inference cost of each architecture: parameters, size on disk, latency and throughput, timed as timm's benchmark does"
 from __future__ import annotations
 import io, time
+from pathlib import Path
 import numpy as np, pandas as pd, timm, torch
 
-__all__ = ['param_counts', 'size_mb', 'time_model', 'benchmark_arch', 'benchmark_table']
+__all__ = ['param_counts', 'size_mb', 'time_model', 'benchmark_arch', 'benchmark_table', 'benchmark_study', 'cost_table']
 
 def param_counts(model) -> dict:
     "Total and trainable parameter counts"
@@ -54,3 +55,25 @@ def benchmark_arch(arch, n_classes=4, size=224, device="cpu", big_bs=32, amp=Fal
 def benchmark_table(archs, **kw) -> pd.DataFrame:
     "`benchmark_arch` for each architecture, one row each"
     return pd.DataFrame([benchmark_arch(a, **kw) for a in archs])
+
+def benchmark_study(out_dir, archs, sizes=(84, 224)) -> pd.DataFrame:
+    "Inference benchmark of `archs` at `sizes` on this machine's device (CUDA: also AMP + channels_last), written to `out_dir`"
+    dev = 'cuda' if torch.cuda.is_available() else 'cpu'
+    runs = [dict(size=s, device=dev) for s in sizes]
+    if dev == 'cuda': runs += [dict(size=s, device=dev, amp=True, channels_last=True, big_bs=256) for s in sizes]
+    df = pd.concat([benchmark_table(archs, **kw) for kw in runs], ignore_index=True)
+    out = Path(out_dir)/f'benchmark_{dev}.csv'
+    out.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out, index=False)
+    return df
+
+def cost_table(bench_dir) -> pd.DataFrame | None:
+    "Per architecture: parameters (M), MB (fp32) and batch-1 latency per device, size and precision, from the benchmark CSVs"
+    frames = [pd.read_csv(p) for p in sorted(Path(bench_dir).glob('benchmark_*.csv'))]
+    if not frames: return None
+    b = pd.concat(frames, ignore_index=True)
+    out = b.groupby('arch').agg(params_M=('params', 'first'), size_mb=('size_mb_fp32', 'first'))
+    out['params_M'] /= 1e6
+    for (dev, size, prec), d in b.groupby(['device', 'image_size', 'precision']):
+        out[f"{'cpu' if dev == 'cpu' else 'gpu'}_ms_{size}px" + ('' if prec == 'fp32' else f'_{prec}')] = d.set_index('arch').latency_ms_bs1
+    return out.reset_index()

@@ -19,4 +19,4 @@ def majority_baseline(test: dict) -> dict:
     "Accuracy and macro-F1 of always predicting the most frequent test class (its F1 is 2p/(1+p), every other class's 0)"
     support = [c['support'] for c in test['per_class'].values()]
     p = max(support)/sum(support)
-    return dict(acc=p, f1=2*p/(1 + p)/len(support))
+    return dict(test_accuracy=p, test_macro_f1=2*p/(1 + p)/len(support))

@@ -10,7 +10,7 @@ __all__ = ['cached_path_applies', 'feature_key', 'pooled_features', 'backbone_fe
 
 def cached_path_applies(cfg) -> bool:
     "True where training only a linear head on a frozen, un-augmented, pretrained backbone (features never change)"
-    return cfg.strategy == 'feature-extraction' and not cfg.augment and not cfg.mixup and cfg.head == 'linear' and cfg.pretrained
+    return cfg.strategy == 'feature-extraction' and cfg.augment == 'none' and not cfg.mixup and cfg.head == 'linear' and cfg.pretrained
 
 def feature_key(arch, weights_id, size, source) -> str:
     "Cache key of one (architecture, weights, image size, dataset content) combination"
@@ -33,25 +33,25 @@ def backbone_features(learn, source, bs=128) -> np.ndarray:
     "Pooled features of the learner's frozen body for every image of `source`, through its own pipeline"
     return pooled_features(learn, learn.dls.test_dl(source_items(source), with_labels=False, bs=bs)).numpy()
 
-def cached_features(learn, source, arch, weights_id, size) -> tuple:
-    "Backbone features of every image, from the cache when this exact configuration was seen, else computed and cached"
+def cached_features(arch, weights_id, size, source, make_learner) -> tuple:
+    "Backbone features of every image, from the cache when this exact configuration was seen, else `make_learner()`'s, cached"
     fn = cache_dir('features')/f'{arch}-{feature_key(arch, weights_id, size, source)}.npy'
     if fn.exists(): return np.load(fn), True
-    feats = backbone_features(learn, source)
-    tmp = fn.with_suffix('.tmp.npy'); np.save(tmp, feats); os.replace(tmp, fn)
+    feats = backbone_features(make_learner(), source)
+    tmp = fn.with_suffix(f'.tmp{os.getpid()}.npy'); np.save(tmp, feats); os.replace(tmp, fn)
     return feats, False
 
 def _dl(x, y, bs, shuffle, device):
     return DataLoader(list(zip(torch.from_numpy(x), torch.from_numpy(y))), bs=bs, shuffle=shuffle, drop_last=shuffle and len(x) > bs,
                       device=device)
 
-def feature_learner(feats, source, train_idx, bs, metrics, device=None) -> tuple:
+def feature_learner(feats, source, train_idx, bs, metrics, device=None, loss_func=None) -> tuple:
     "A fastai `Learner` of one linear layer on cached features (train subset / full validation), and the test `DataLoader`"
     y = source.labels.astype(np.int64)
     dls = DataLoaders(_dl(feats[train_idx], y[train_idx], bs, True, device),
                       _dl(feats[source.idx('valid')], y[source.idx('valid')], bs, False, device), device=device)
     head = nn.Linear(feats.shape[1], len(source.classes))
     nn.init.kaiming_normal_(head.weight); nn.init.zeros_(head.bias)
-    learn = Learner(dls, nn.Sequential(head), loss_func=CrossEntropyLossFlat(), metrics=metrics,
+    learn = Learner(dls, nn.Sequential(head), loss_func=loss_func or CrossEntropyLossFlat(), metrics=metrics,
                     splitter=lambda m: [list(m.parameters())])
     return learn, _dl(feats[source.idx('test')], y[source.idx('test')], bs, False, device)

@@ -1,4 +1,4 @@
-"Figures from run records: training curves as small multiples"
+"Figures from records and tables: training curves, data efficiency, confusion matrices, error galleries"
 from __future__ import annotations
 from pathlib import Path
 import numpy as np
@@ -6,7 +6,7 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt
 
-__all__ = ['training_curves', 'save']
+__all__ = ['save', 'training_curves', 'efficiency_plot', 'confusion', 'error_gallery']
 
 def save(fig, path) -> Path:
     "Save `fig` as PNG (for the README and notes) and PDF (for the report), then close it"
@@ -17,8 +17,8 @@ def save(fig, path) -> Path:
 
 def _panel(ax, r, title):
     "Train and validation loss, validation accuracy (right axis), best epoch and stage boundaries of one run"
-    h = r['history']
-    ep = np.arange(1, len(h) + 1)
+    h = r.history
+    ep = [e['epoch'] for e in h]
     ax.plot(ep, [e['train_loss'] for e in h], 'o-', ms=3, label='train loss')
     ax.plot(ep, [e['valid_loss'] for e in h], 's-', ms=3, label='valid loss')
     ax2 = ax.twinx()
@@ -27,7 +27,7 @@ def _panel(ax, r, title):
     stages = [e['stage'] for e in h]
     for i in range(1, len(stages)):
         if stages[i] != stages[i-1]: ax.axvline(i + 0.5, color='grey', ls=':', lw=1)
-    ax.axvline(r['best_epoch'] + 1, color='tab:red', lw=1.5, alpha=0.6)
+    ax.axvline(r.best_epoch, color='tab:red', lw=1.5, alpha=0.6)
     ax.set_title(title, fontsize=8); ax.tick_params(labelsize=7); ax.set_xlabel('epoch', fontsize=7)
     return ax2
 
@@ -44,10 +44,10 @@ def training_curves(records, title_of, path, suptitle='', ncols=4) -> Path:
     fig.suptitle(suptitle, fontsize=10); fig.tight_layout(rect=(0, 0.04, 1, 0.97))
     return save(fig, path)
 
-def efficiency_plot(table, level=None, path='figures/data_efficiency', title='', baseline=None) -> Path:
+def efficiency_plot(table, path='figures/data_efficiency', title='', baseline=None) -> Path:
     "Test accuracy and macro-F1 vs training images (log x), both inits with std error bars; scratch@100 % (and `baseline`) as lines"
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, (m, name) in zip(axes, [('acc', 'test accuracy'), ('f1', 'test macro-F1')]):
+    for ax, (m, name) in zip(axes, [('test_accuracy', 'test accuracy'), ('test_macro_f1', 'test macro-F1')]):
         for init, style in (('pretrained', 'o-'), ('scratch', 's--')):
             d = table[table.init == init].sort_values('n_train')
             if d.empty: continue

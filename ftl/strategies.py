@@ -1,16 +1,34 @@
-"Fine-tuning strategies: each a short function of a fastai `Learner`, a config and the callbacks of one run"
+"Fine-tuning strategies, each a short function of a fastai `Learner`, a config and the callbacks of one run; augmentations"
 from __future__ import annotations
-from fastai.vision.all import aug_transforms, BnFreeze
+import numpy as np
+from fastai.vision.all import aug_transforms, BnFreeze, Dihedral, Brightness, Contrast
 
 __all__ = ['STRATEGIES', 'feature_extraction', 'full_finetune', 'gradual_unfreeze', 'discriminative_lr', 'fine_tune',
-           'augmentations', 'AUG_PARAMS']
+           'AUGMENTATIONS', 'augmentations', 'describe_augmentation', 'N_GROUPS']
 
-AUG_PARAMS = dict(do_flip=True, flip_vert=True, max_rotate=10., min_zoom=1., max_zoom=1.1, max_lighting=0.2, max_warp=0.1,
-                  p_affine=0.75, p_lighting=0.75)  # solar cells and tissue tiles have no canonical up: vertical flips too
+N_GROUPS = 4  # parameter groups of every ftl learner: three body groups (timm's group_matcher) and the head
 
-def augmentations(augment: bool):
-    "fastai batch augmentations on the training set only (`aug_transforms`), or none"
-    return aug_transforms(**AUG_PARAMS) if augment else []
+# name -> (fastai batch transforms applied to training batches only, what they do in words, their settings)
+AUGMENTATIONS = {
+    'none': (lambda: [], 'none', {}),
+    'fastai': (lambda **p: aug_transforms(**p), "fastai's aug_transforms (flips incl. vertical, small rotation, zoom, warp, lighting)",
+               dict(do_flip=True, flip_vert=True, max_rotate=10., min_zoom=1., max_zoom=1.1, max_lighting=0.2, max_warp=0.1,
+                    p_affine=0.75, p_lighting=0.75)),  # solar cells and tissue tiles have no canonical up: vertical flips too
+    'dihedral': (lambda dihedral_p, max_lighting, p_lighting: [Dihedral(p=dihedral_p), Brightness(max_lighting, p_lighting),
+                                                               Contrast(max_lighting, p_lighting)],
+                 'the 8 symmetries of the square (flips and 90-degree rotations) with mild brightness and contrast changes',
+                 dict(dihedral_p=1.0, max_lighting=0.1, p_lighting=0.75)),  # a cell has no canonical orientation
+}
+
+def augmentations(name: str) -> list:
+    "The batch transforms of augmentation arm `name` (fastai applies them to training batches only)"
+    make, _, params = AUGMENTATIONS[name]
+    return make(**params)
+
+def describe_augmentation(name: str) -> dict:
+    "What augmentation arm `name` does, in words and settings, read from its definition"
+    _, words, params = AUGMENTATIONS[name]
+    return dict(name=name, description=words, **params)
 
 def feature_extraction(learn, cfg, cbs):
     "Backbone frozen entirely, BatchNorm statistics included; only the head trains"
@@ -25,12 +43,11 @@ def full_finetune(learn, cfg, cbs):
     learn.fit_one_cycle(cfg.epochs, cfg.lr, cbs=cbs)
 
 def gradual_unfreeze(learn, cfg, cbs):
-    "Head first, then one more parameter group per stage from the top down, until all train"
+    "Head first, then one more parameter group per stage from the top down, until all train; `cfg.epochs` spread over the stages"
     n_groups = len(learn.splitter(learn.model))
-    per_stage = max(1, cfg.epochs // n_groups)
-    for k in range(1, n_groups + 1):
+    for k, n_epochs in enumerate(map(len, np.array_split(range(cfg.epochs), n_groups)), 1):
         learn.freeze_to(-k)
-        learn.fit_one_cycle(per_stage, cfg.lr if k == 1 else slice(cfg.lr/(10*k), cfg.lr/k), cbs=cbs)
+        learn.fit_one_cycle(n_epochs, cfg.lr if k == 1 else slice(cfg.lr/(10*k), cfg.lr/k), cbs=cbs)
 
 def discriminative_lr(learn, cfg, cbs):
     "All layers trainable; learning rates spread geometrically from `lr/100` (earliest group) to `lr` (head)"
@@ -39,7 +56,7 @@ def discriminative_lr(learn, cfg, cbs):
 
 def fine_tune(learn, cfg, cbs):
     "fastai's own recipe: `freeze_epochs` on the head, then all layers with discriminative rates (`fine_tune`)"
-    learn.fine_tune(max(1, cfg.epochs - cfg.freeze_epochs), cfg.lr, freeze_epochs=cfg.freeze_epochs, cbs=cbs)
+    learn.fine_tune(cfg.epochs - cfg.freeze_epochs, cfg.lr, freeze_epochs=cfg.freeze_epochs, cbs=cbs)
 
 STRATEGIES = {'feature-extraction': feature_extraction, 'full-finetune': full_finetune, 'gradual-unfreeze': gradual_unfreeze,
               'discriminative-lr': discriminative_lr, 'fine-tune': fine_tune}

@@ -1,54 +1,257 @@
-"Suites as lists of configs: what each study runs, derived from a preset and earlier results"
+"""Suites: every study described once (what it runs, whether it keeps its learners, the tables and figures it writes),
+in one registry that the command line reads, and the runner that turns a suite's configs into stored records"""
 from __future__ import annotations
+import json, shutil
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
+import pandas as pd
+from .errors import UserError, ConfigError
 from .models import OFFLINE, ONLINE, get_arch
 from .strategies import STRATEGIES
-from .train import preset_config, PRESETS
-from .records import load_records
+from .train import Config, PRESETS, preset_config, train, export
+from .records import (Record, CorruptRecord, record_path, save_record, load_record, read_records, find_twin, set_aside,
+                      check_writable, records_frame)
+from . import tables, figures
 
-__all__ = ['smoke', 'architectures', 'strategies', 'data_efficiency', 'best_arch', 'budget_factor', 'FRACTIONS', 'DEFAULT_ARCH']
+__all__ = ['Layout', 'Study', 'Suite', 'SUITES', 'register', 'run_suite', 'run_config', 'sequential', 'best_arch', 'best_record',
+           'budget_factor', 'FRACTIONS', 'DEFAULT_ARCH']
 
 DEFAULT_ARCH = 'efficientnet_lite0'
 FRACTIONS = (1.0, 0.5, 0.25, 0.1, 0.05)
 
-def _seeds(preset, seeds=None): return tuple(seeds) if seeds is not None else PRESETS[preset]['seeds']
+@dataclass(frozen=True)
+class Layout:
+    "Where a study writes: records and tables, figures, exported learners, the report"
+    results: Path
+    figures: Path
+    models: Path
+    report: Path
+    @classmethod
+    def of(cls, results='results') -> 'Layout':
+        "The committed study's layout for `results`, or everything inside another results folder (a trial never overwrites the study)"
+        r = Path(results)
+        if r == Path('results'): return cls(r, Path('figures'), Path('models'), Path('report'))
+        return cls(r, r/'figures', r/'models', r/'report')
 
-def smoke(preset='quick', dataset='elpv', arch=None, **kw):
-    "One real pretrained run on the default dataset"
-    return [preset_config(preset, dataset=dataset, arch=arch or DEFAULT_ARCH, **kw)]
+@dataclass(frozen=True)
+class Study:
+    "What a command asks for: dataset, architecture, preset, where to write, and any fields fixed for every run"
+    dataset: str = 'elpv'
+    arch: str | None = None
+    preset: str = 'quick'
+    online: bool = False
+    results: str = 'results'
+    fixed: dict = field(default_factory=dict)  # Config fields the user set (size, epochs, bs, strategy, fraction, seed, augment, ...)
+    def __post_init__(self):
+        if self.preset not in PRESETS: raise ConfigError(f"Unknown preset {self.preset!r}; choose from {list(PRESETS)}")
+    @property
+    def layout(self) -> Layout: return Layout.of(self.results)
+    @property
+    def seeds(self) -> tuple: return (self.fixed['seed'],) if 'seed' in self.fixed else PRESETS[self.preset]['seeds']
+    def config(self, **kw) -> Config:
+        "A config of this study: the preset, then the suite's fields `kw`, then the user's fixed fields (a ViT's size rounded to its patch)"
+        fields = {'dataset': self.dataset, **{k: v for k, v in PRESETS[self.preset].items() if k == 'size'}, **kw, **self.fixed}
+        m = get_arch(fields.get('arch', DEFAULT_ARCH)).size_multiple
+        return preset_config(self.preset, **{**fields, 'size': max(m, int(round(fields['size']/m))*m)})
 
-def architectures(preset='quick', dataset='elpv', arch=None, seeds=None, online=False, **kw):
-    "Every architecture of the active set (offline packaged weights, or the hub), pretrained, 100 % data, `fine-tune`"
-    archs = [arch] if arch else [a.name for a in (ONLINE if online else OFFLINE)]
-    return [preset_config(preset, dataset=dataset, arch=a, seed=s, **kw) for a in archs for s in _seeds(preset, seeds)]
+@dataclass(frozen=True)
+class Suite:
+    "One study: a training suite has `configs`; a study of finished work (analysis, benchmark, report) has `study`"
+    name: str
+    doc: str
+    configs: Callable | None = None   # Study -> [Config]
+    outputs: Callable | None = None   # (Study, records DataFrame) -> None: its tables and figures
+    study: Callable | None = None     # Study -> None
+    export: bool = False              # keep each end-to-end run's learner (models/<key>.pkl) for the analysis
+
+SUITES: dict = {}  # name -> Suite, in the order of the study
+
+def register(name, kind='configs', **kw):
+    "Decorator: register the function as suite `name`'s configs (or, with kind='study', as its study); its docstring is the help"
+    def deco(fn):
+        SUITES[name] = Suite(name, fn.__doc__.splitlines()[0], **{kind: fn}, **kw)
+        return fn
+    return deco
+
+# --- the runner ----------------------------------------------------------------------------------------------------------
+
+def run_config(cfg: Config, models=None) -> Record:
+    "Train one config; keep its learner under `models` when given (end-to-end runs only: a cached-feature probe has no backbone)"
+    learn, rec = train(cfg)
+    if models is not None and rec.train_path == 'end-to-end': export(learn, Path(models)/f'{cfg.key()}.pkl')
+    return rec
+
+def sequential(configs, models, done):
+    "Run `configs` one after another in this process, handing each record to `done` as it finishes"
+    for cfg in configs: done(cfg, run_config(cfg, models))
+
+def summary_line(rec: Record, how: str):
+    "One line per finished, skipped or reused run"
+    print(f"{how:5s} {rec.key}: test acc {rec.test['accuracy']:.3f} macro-F1 {rec.test['macro_f1']:.3f} "
+          f"best epoch {rec.best_epoch}/{len(rec.history)} {rec.train_seconds:.0f}s", flush=True)
+
+def pending_configs(suite: Suite, configs, results, report=summary_line) -> list:
+    "The configs of `suite` without a record; identical configs of other suites are copied, corrupt records set aside"
+    todo = []
+    for cfg in configs:
+        path = record_path(results, suite.name, cfg.key())
+        if path.exists():
+            try: report(load_record(path), 'skip'); continue
+            except CorruptRecord as e: print(f"corrupt record moved to {set_aside(path)}, rerunning: {e}", flush=True)
+        twin = find_twin(results, cfg.key(), exclude=path)
+        if twin is not None:
+            try:
+                rec = replace(load_record(twin), reused_from=f'{twin.parent.name}/{twin.name}')
+                save_record(rec, path); report(rec, 'reuse'); continue
+            except CorruptRecord: pass
+        todo.append(cfg)
+    return todo
+
+def run_suite(suite: Suite, study: Study, executor=sequential) -> list:
+    "Run every config of `suite` that has no record yet (resumable), write each record as it finishes, then the suite's outputs"
+    lay = study.layout
+    configs = list({c.key(): c for c in suite.configs(study)}.values())
+    check_writable(lay.results/suite.name)  # before any training, not after an hour
+    if suite.export: check_writable(lay.models)
+    todo = pending_configs(suite, configs, lay.results)
+    print(f"suite {suite.name}: {len(configs)} runs, {len(todo)} to train -> {lay.results/suite.name}/", flush=True)
+    def done(cfg, rec):
+        save_record(rec, record_path(lay.results, suite.name, cfg.key())); summary_line(rec, 'ran')
+    executor(todo, lay.models if suite.export else None, done)
+    write_outputs(suite, study)
+    return [load_record(record_path(lay.results, suite.name, c.key())) for c in configs]
+
+def write_outputs(suite: Suite, study: Study):
+    "The suite's tables and figures from its records, and the hyperparameter table of every experiment"
+    lay = study.layout
+    recs = read_records(lay.results/suite.name)
+    if recs and suite.outputs: suite.outputs(study, records_frame(recs))
+    every = [r for s in SUITES.values() if s.configs for r in read_records(lay.results/s.name)]
+    if every: tables.write_table(tables.hyperparameter_table(records_frame(every)), lay.results/'hyperparameters')
+
+# --- choices made on validation, from earlier suites ----------------------------------------------------------------------
 
 def best_arch(results='results', dataset='elpv', default=DEFAULT_ARCH) -> str:
-    "The architecture with the best mean validation macro-F1 (at each run's best epoch) in the architectures results"
-    df = load_records(Path(results)/'architectures')
-    if df.empty or 'dataset' not in df or not (df.dataset == dataset).any(): return default
+    "The architecture with the best mean validation macro-F1 in the architectures results (the default when there are none)"
+    df = records_frame(read_records(Path(results)/'architectures'))
+    if df.empty or not (df.dataset == dataset).any(): return default
     return df[df.dataset == dataset].groupby('arch').valid_macro_f1.mean().idxmax()
 
-def strategies(preset='quick', dataset='elpv', arch=None, seeds=None, results='results', **kw):
-    "Every strategy, augmentation off and on, on the best (or given) architecture at 100 % data"
-    arch = arch or best_arch(results, dataset)
-    return [preset_config(preset, dataset=dataset, arch=arch, strategy=st, augment=aug, seed=s, **kw)
-            for st in STRATEGIES for aug in (False, True) for s in _seeds(preset, seeds)]
+def best_record(results='results', suites=('architectures', 'strategies')) -> Record:
+    "The run with the best validation macro-F1 (at its restored epoch) among `suites`: chosen without the test set"
+    recs = [r for s in suites for r in read_records(Path(results)/s)]
+    if not recs: raise UserError(f"No records under {results}/{{{','.join(suites)}}}: run those suites first")
+    return max(recs, key=lambda r: (r.best['macro_f1'], r.key))
+
+def _title(r: Record) -> str:
+    c = r.config
+    return f"{c['arch']} | {c['strategy']} | aug {c['augment']} | seed {c['seed']}"
+
+# --- the suites, in the order of the study --------------------------------------------------------------------------------
+
+@register('smoke')
+def smoke(study: Study) -> list:
+    "One real pretrained run on the default dataset (the fields given on the command line apply)"
+    return [study.config(arch=study.arch or DEFAULT_ARCH)]
+
+def _architectures_outputs(study, df):
+    lay = study.layout
+    from .benchmark import cost_table
+    tables.write_table(tables.architecture_table(df, cost_table(lay.results/'benchmark')), lay.results/'architectures_table')
+    figures.training_curves(sorted(df.record, key=lambda r: (r.config['arch'], r.config['seed'])), _title,
+                            lay.figures/'curves_architectures', 'Architectures: fine-tune, 100 % data', ncols=3)
+
+@register('architectures', export=True, outputs=_architectures_outputs)
+def architectures(study: Study) -> list:
+    "Which pretrained backbone: every architecture of the active set (offline packaged weights, or --online the hub), fine-tune"
+    archs = [study.arch] if study.arch else [a.name for a in (ONLINE if study.online else OFFLINE)]
+    return [study.config(arch=a, seed=s) for a in archs for s in study.seeds]
+
+def _strategies_outputs(study, df):
+    lay = study.layout
+    main = df.arch.value_counts().index[0]  # the suite's architecture; other rows: runs of an earlier choice
+    df = df.assign(_o=[(a != main, a, list(STRATEGIES).index(s), g, sd) for a, s, g, sd in zip(df.arch, df.strategy, df.augment, df.seed)]).sort_values('_o')
+    tables.write_table(tables.strategy_table(df), lay.results/'strategies_table')
+    figures.training_curves(list(df.record), _title, lay.figures/'curves_strategies', f"Strategies on {main}", ncols=4)
+
+@register('strategies', export=True, outputs=_strategies_outputs)
+def strategies(study: Study) -> list:
+    "Which way of fine-tuning: every strategy, augmentation off and on, on the best (or given) architecture at 100 % data"
+    arch = study.arch or best_arch(study.results, study.dataset)
+    return [study.config(arch=arch, strategy=st, augment=aug, seed=s)
+            for st in STRATEGIES for aug in PRESETS[study.preset]['augment_arms'] for s in study.seeds]
 
 def budget_factor(fraction, min_share=0.25) -> float:
     "Epoch multiplier giving a run on `fraction` of the data at least `min_share` of the full-data optimizer steps"
     return max(1.0, min_share/fraction)
 
-def data_efficiency(preset='quick', dataset='elpv', arch=None, seeds=(0, 1, 2), results='results', fractions=FRACTIONS,
-                    scratch_lr=1e-2, scratch_epochs_factor=1.5, **kw):
-    """Pretrained (`fine-tune`) vs from scratch (`full-finetune`, its own lr and epoch budget) at nested stratified fractions.
+DATA_EFFICIENCY = dict(seeds=(0, 1, 2), scratch_lr=1e-2, scratch_epochs_factor=1.5)
+
+def _data_efficiency_outputs(study, df):
+    lay = study.layout
+    from .evaluate import majority_baseline
+    tab = tables.efficiency_table(df)
+    tables.write_table(tab, lay.results/'data_efficiency_table')
+    cross = {m: tables.crossing(df, m) for m in ('test_accuracy', 'test_macro_f1')}
+    cross['majority_baseline'] = majority_baseline(df.record.iloc[0].test)  # the same fixed test split for every run
+    (lay.results/'data_efficiency_crossing.json').write_text(json.dumps(cross, indent=1))
+    figures.efficiency_plot(tab, path=lay.figures/'data_efficiency', baseline=cross['majority_baseline'],
+                            title=f"{df.arch.iloc[0]} on {df.dataset.iloc[0]}: pretrained vs from scratch")
+
+@register('data-efficiency', outputs=_data_efficiency_outputs)
+def data_efficiency(study: Study) -> list:
+    """How much labelled data: pretrained (fine-tune) vs from scratch at nested stratified fractions, 3 seeds.
     Small fractions get more epochs so that every run has at least a quarter of the full-data steps. Both arms train their
-    whole one-cycle budget (patience = epochs: early stopping would fire during the warm-up, at the peak learning rate,
-    before the schedule anneals) and restore their best validation epoch"""
-    arch = arch or best_arch(results, dataset)
-    base = preset_config(preset, dataset=dataset, arch=arch, **kw)
+    whole one-cycle budget (patience = epochs) and restore their best validation epoch; scratch has its own lr and budget"""
+    arch = study.arch or best_arch(study.results, study.dataset)
+    base = study.config(arch=arch)
     def arms(f):
-        pt, sc = (int(round(base.epochs*k*budget_factor(f))) for k in (1, scratch_epochs_factor))
+        pt, sc = (int(round(base.epochs*k*budget_factor(f))) for k in (1, DATA_EFFICIENCY['scratch_epochs_factor']))
         return [dict(pretrained=True, strategy='fine-tune', epochs=pt, patience=pt),
-                dict(pretrained=False, strategy='full-finetune', lr=scratch_lr, epochs=sc, patience=sc)]
-    return [preset_config(preset, **{**base.__dict__, **arm, 'fraction': f, 'seed': s})
-            for f in fractions for s in seeds for arm in arms(f)]
+                dict(pretrained=False, strategy='full-finetune', lr=DATA_EFFICIENCY['scratch_lr'], epochs=sc, patience=sc)]
+    seeds = study.seeds if 'seed' in study.fixed else DATA_EFFICIENCY['seeds']
+    return [replace(base, **arm, fraction=f, seed=s).validate() for f in FRACTIONS for s in seeds for arm in arms(f)]
+
+@register('benchmark', kind='study')
+def benchmark(study: Study):
+    "What each architecture costs to run: parameters, MB, batch-1 latency and throughput on this machine's device"
+    from .benchmark import benchmark_study
+    archs = [study.arch] if study.arch else [a.name for a in OFFLINE]
+    print(benchmark_study(study.layout.results/'benchmark', archs).to_string(index=False))
+
+@register('analysis', kind='study')
+def analysis(study: Study):
+    "Where and why the best model (by validation macro-F1) fails on the test split, from the learner exported when it was trained"
+    from .analysis import analyse
+    lay = study.layout
+    rec = best_record(lay.results)
+    out = check_writable(lay.results/'analysis')
+    model, tag = out/'model.pkl', out/'model.json'
+    shipped = model.exists() and tag.exists() and json.loads(tag.read_text()).get('key') == rec.key
+    if not shipped:
+        exported = lay.models/f'{rec.key}.pkl'
+        if not exported.exists():
+            print(f"no exported learner for {rec.key}: retraining it (seeded) and checking it reproduces its record", flush=True)
+            learn, again = train(Config(**rec.config))
+            if abs(again.test['accuracy'] - rec.test['accuracy']) > 1e-9 or again.history != rec.history:
+                raise UserError(f"Retraining {rec.key} gave test accuracy {again.test['accuracy']:.4f}, its record says "
+                                f"{rec.test['accuracy']:.4f} (a different machine or library version?): the committed analysis "
+                                f"is kept. Put the learner exported with that record at {exported}, or rerun its suite.")
+            export(learn, exported)
+        shutil.copyfile(exported, model); tag.write_text(json.dumps(dict(key=rec.key, suite=rec.suite), indent=1))
+    res = analyse(model, rec, out, lay.figures)
+    print(f"analysis of {rec.key}: reloaded test accuracy {res['reloaded_accuracy']:.4f} (record {rec.test['accuracy']:.4f}); "
+          f"{len(res['errors'])} errors by category: {res['errors'].category.value_counts().to_dict()}")
+
+@register('report', kind='study')
+def report(study: Study):
+    "The PDF report (at most 10 pages) from the committed records, tables and figures"
+    from .report import build_report
+    print(f"report: {build_report(study.layout)}")
+
+def run(name: str, study: Study):
+    "Run suite `name` (a training suite or a study of finished work)"
+    suite = SUITES[name]
+    if suite.configs: return run_suite(suite, study)
+    return suite.study(study)

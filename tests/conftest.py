@@ -13,3 +13,11 @@ def ftl_cache(tmp_path_factory):
 def synthetic():
     from ftl.data import load_source
     return load_source('synthetic', 32)
+
+@pytest.fixture(scope='session')
+def tiny():
+    "A real two-epoch run on synthetic data: (config, learner, record)"
+    from ftl.train import Config, train
+    cfg = Config(dataset='synthetic', size=32, arch='efficientnet_lite0', epochs=2, bs=16, patience=2)
+    learn, rec = train(cfg)
+    return cfg, learn, rec

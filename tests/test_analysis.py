@@ -1,3 +1,5 @@
+import json, shutil
+from dataclasses import replace
 import numpy as np, pandas as pd, pytest
 from scipy import ndimage
 from ftl.analysis import image_quality, error_evidence, categorize, CATEGORIES
@@ -41,18 +43,43 @@ def test_confusable_pair_and_ambiguous_fallback():
     ev = evidence_for(img, [[0.35, 0.05, 0.6]], [0], between/np.linalg.norm(between), confused=[(1, 2)])
     assert categorize(ev.iloc[0]) == 'ambiguous / domain difficulty'
 
-def test_analysis_suite_exports_reloads_and_categorises(tmp_path):
+def test_analysis_suite_reloads_the_exported_learner_and_categorises(tmp_path):
     from fastai.vision.all import ClassificationInterpretation
-    from ftl.train import Config, run
-    from ftl.records import run_suite
-    from ftl.report import analysis_suite
-    cfg = Config(dataset='synthetic', size=32, arch='mobilenetv2', epochs=1, bs=16, strategy='feature-extraction')
-    run_suite([cfg], 'strategies', tmp_path/'results', run_fn=lambda c: run(c, export_to=tmp_path/'models'/f'{c.key()}.pkl'))
-    out = analysis_suite(tmp_path/'results', tmp_path/'figures', tmp_path/'models', n_errors=5)
-    assert (tmp_path/'models'/f'{cfg.key()}.pkl').exists()
-    assert out['reloaded_accuracy'] == pytest.approx(out['record']['test']['accuracy'])
-    assert isinstance(out['interp'], ClassificationInterpretation) and len(out['interp'].targs) == 24  # the test split
-    errors = pd.read_csv(tmp_path/'results'/'analysis'/'errors.csv', keep_default_na=False)
-    assert 0 < len(errors) <= 5 and set(errors.category) <= set(CATEGORIES) and (errors.true != errors.pred).all()
+    from ftl.suites import SUITES, Study
+    from ftl.records import read_records
+    study = Study(dataset='synthetic', arch='mobilenetv2', results=str(tmp_path/'results'),
+                  fixed=dict(size=32, epochs=1, bs=16, strategy='full-finetune', seed=0))
+    SUITES['architectures'].configs  # the analysis picks the best of architectures and strategies by validation
+    from ftl.suites import run_suite
+    run_suite(SUITES['architectures'], study)
+    rec = read_records(tmp_path/'results'/'architectures')[0]
+    assert (study.layout.models/f'{rec.key}.pkl').exists()  # the suite kept its learner
+    SUITES['analysis'].study(study)
+    out = tmp_path/'results'/'analysis'
+    assert (out/'model.pkl').exists() and json.loads((out/'model.json').read_text())['key'] == rec.key  # shipped beside the analysis
+    errors = pd.read_csv(out/'errors.csv', keep_default_na=False)
+    assert 0 < len(errors) <= 16 and set(errors.category) <= set(CATEGORIES) and (errors.true != errors.pred).all()
     assert {'image_id', 'confidence', 'margin', 'neighbour_agree', 'sharpness_z', 'commentary'} <= set(errors.columns)
-    for f in ('confusion_best', 'error_gallery', 'top_losses'): assert (tmp_path/'figures'/f'{f}.png').exists()
+    for f in ('confusion_best', 'error_gallery', 'top_losses'): assert (study.layout.figures/f'{f}.png').exists()
+    # a clean clone has no models/: the shipped model is used, and the analysis reproduces
+    shutil.rmtree(study.layout.models)
+    before = (out/'errors.csv').read_text()
+    SUITES['analysis'].study(study)
+    assert (out/'errors.csv').read_text() == before
+
+def test_analysis_retrains_deterministically_or_refuses_to_overwrite(tmp_path):
+    from ftl.suites import SUITES, Study, run_suite
+    from ftl.records import read_records, save_record
+    from ftl.errors import UserError
+    study = Study(dataset='synthetic', arch='mobilenetv2', results=str(tmp_path/'results'),
+                  fixed=dict(size=32, epochs=1, bs=16, strategy='full-finetune', seed=0))
+    run_suite(SUITES['architectures'], study)
+    shutil.rmtree(study.layout.models)  # nothing exported, nothing shipped: the analysis retrains the seeded config
+    SUITES['analysis'].study(study)
+    assert (tmp_path/'results'/'analysis'/'errors.csv').exists()
+    (tmp_path/'results'/'analysis'/'model.json').unlink(); shutil.rmtree(study.layout.models)
+    rec = read_records(tmp_path/'results'/'architectures')[0]
+    save_record(replace(rec, test={**rec.test, 'accuracy': rec.test['accuracy'] + 0.01}), rec.path)  # as if from another machine
+    committed = (tmp_path/'results'/'analysis'/'errors.csv').read_text()
+    with pytest.raises(UserError, match='committed analysis is kept'): SUITES['analysis'].study(study)
+    assert (tmp_path/'results'/'analysis'/'errors.csv').read_text() == committed

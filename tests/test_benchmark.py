@@ -1,4 +1,4 @@
-import torch, pytest
+import time, torch, pytest
 from torch import nn
 from ftl.benchmark import param_counts, size_mb, time_model, benchmark_arch
 
@@ -15,9 +15,19 @@ def test_size_on_disk_is_about_four_bytes_per_float_and_halves_in_fp16():
     m = nn.Linear(1000, 1000)
     assert 4.0 < size_mb(m) < 4.1 and 2.0 < size_mb(m, torch.float16) < 2.1
 
-def test_timing_is_positive_and_ordered():
-    t = time_model(tiny(), 1, 32, warmup=1, repeats=5)
-    assert 0 < t['q25_s'] <= t['median_s'] <= t['q75_s'] and t['repeats'] == 5
+class Sleeper(nn.Module):
+    "A model whose forward pass takes a known time"
+    def __init__(self, seconds): super().__init__(); self.seconds, self.lin = seconds, nn.Linear(1, 1)
+    def forward(self, x): time.sleep(self.seconds); return x
+
+def test_timing_measures_the_forward_pass_and_skips_the_warm_up():
+    t = time_model(Sleeper(0.02), 1, 8, warmup=1, repeats=5)
+    assert 0.02 <= t['median_s'] < 0.03 and t['repeats'] == 5
+    calls = []
+    class Counter(Sleeper):
+        def forward(self, x): calls.append(1); return x
+    time_model(Counter(0), 1, 8, warmup=3, repeats=4)
+    assert len(calls) == 7
 
 def test_benchmark_arch_reports_sane_numbers():
     r = benchmark_arch('mobilenetv2', size=32, big_bs=4, repeats=3)

@@ -1,6 +1,7 @@
 import numpy as np, pytest, torch
 from PIL import Image
-from ftl.data import load_source, subset_indices, make_dls, labelled_test_dl, StratifiedSubsetSplitter, stratified_split
+from ftl.data import load_source, subset_indices, make_dls, labelled_test_dl, StratifiedSubsetSplitter, stratified_split, decode_image
+from ftl.errors import DataError, DatasetMissing
 from fastai.vision.all import Normalize
 
 def class_share(labels, idx, n): return np.bincount(labels[idx], minlength=n)/len(idx)
@@ -86,3 +87,66 @@ def test_model_outputs_keep_the_source_class_order():
     tdl = labelled_test_dl(dls, src)
     targs = torch.cat([y for _, y in tdl]).numpy()
     assert (targs == src.labels[src.idx('test')]).all()  # target index i means src.classes[i]
+
+
+# --- class folders as a new user hands them over (issue 11) ----------------------------------------------------------
+
+def make_folder(root, classes=('cats', 'dogs'), n=10, shape=(20, 30), seed=0, mode='L'):
+    "Class folders of random PNGs; returns the root"
+    rng = np.random.default_rng(seed)
+    for c in classes:
+        (root/c).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            a = rng.integers(0, 255, shape + ((3,) if mode == 'RGB' else ()), dtype=np.uint8)
+            Image.fromarray(a).save(root/c/f'{c}{i}.png')
+    return root
+
+def test_moved_files_and_a_new_class_are_a_new_dataset(tmp_path):
+    from ftl.train import Config
+    root = make_folder(tmp_path/'d')
+    key = Config(dataset=f'folder:{root}', size=16).key()
+    before = load_source(f'folder:{root}', 16)
+    for i in range(3): (root/'cats'/f'cats{i}.png').rename(root/'dogs'/f'moved{i}.png')  # relabel three images
+    after = load_source(f'folder:{root}', 16)
+    assert after.counts() == {'cats': 7, 'dogs': 13} and before.counts() == {'cats': 10, 'dogs': 10}
+    for f, lbl in zip(after.info['ids'], after.labels):  # every cached image carries the label of its folder now
+        assert after.classes[lbl] == f.split('/')[0]
+    key2 = Config(dataset=f'folder:{root}', size=16).key()
+    make_folder(root, classes=('birds',), seed=1)
+    grown = load_source(f'folder:{root}', 16)
+    assert grown.classes == ['birds', 'cats', 'dogs'] and len(grown.labels) == 30
+    assert len({key, key2, Config(dataset=f'folder:{root}', size=16).key()}) == 3  # a changed dataset: a new record
+
+def test_sixteen_bit_pngs_are_scaled_not_clipped(tmp_path):
+    a16 = (np.arange(64*64).reshape(64, 64)*16).astype(np.uint16)  # 0 .. 65520
+    Image.fromarray(a16).save(tmp_path/'deep.png')
+    out = decode_image(tmp_path/'deep.png', 64)
+    assert out.dtype == np.uint8 and (out == 255).mean() < 0.01
+    assert np.abs(out.astype(int) - np.rint(a16/257).astype(int)).max() <= 1
+
+def test_rgba_and_palette_images_join_a_grayscale_dataset(tmp_path):
+    root = make_folder(tmp_path/'d')
+    Image.fromarray(np.full((20, 30, 4), 200, np.uint8), 'RGBA').save(root/'cats'/'alpha.png')
+    Image.fromarray(np.full((20, 30), 3, np.uint8)).convert('P').save(root/'dogs'/'palette.png')
+    src = load_source(f'folder:{root}', 16)
+    assert src.images.shape == (22, 16, 16, 3) and len(src.labels) == 22  # one colour image: the dataset is RGB
+
+def test_damaged_images_are_named_before_training_and_skipped_only_on_request(tmp_path):
+    root = make_folder(tmp_path/'d')
+    data = (root/'cats'/'cats0.png').read_bytes()
+    (root/'cats'/'truncated.png').write_bytes(data[:len(data)//2])
+    (root/'dogs'/'empty.png').write_bytes(b'')
+    with pytest.raises(DataError, match=r"2 unreadable image.*(truncated|empty)\.png.*--skip-bad-images"): load_source(f'folder:{root}', 16)
+    src = load_source(f'folder:{root}?skip-bad', 16)
+    assert len(src.labels) == 20 and not any('truncated' in i or 'empty' in i for i in src.info['ids'])
+
+def test_tiny_and_empty_classes_and_missing_splits_are_clear_errors(tmp_path):
+    root = make_folder(tmp_path/'one')
+    make_folder(root, classes=('rare',), n=1)
+    with pytest.raises(DataError, match=r"\['rare'\] have fewer than 3 images"): load_source(f'folder:{root}', 16)
+    root = make_folder(tmp_path/'empty'); (root/'ghosts').mkdir()
+    with pytest.raises(DataError, match=r"ghosts holds no images"): load_source(f'folder:{root}', 16)
+    root = tmp_path/'split'
+    for part in ('train', 'valid'): make_folder(root/part)
+    with pytest.raises(DataError, match=r"no \['test'\]"): load_source(f'folder:{root}', 16)
+    with pytest.raises(DatasetMissing, match='does not exist'): load_source(f'folder:{tmp_path/"nowhere"}', 16)

@@ -8,9 +8,9 @@ CFG = Config(dataset='synthetic', size=32, arch='efficientnet_lite0', epochs=2, 
 
 def test_cached_and_slow_paths_give_the_same_features():
     learn, src = build_learner(CFG)
-    feats, hit = cached_features(learn, src, CFG.arch, weights_id(CFG.arch), CFG.size)
+    feats, hit = cached_features(CFG.arch, weights_id(CFG.arch), CFG.size, src, lambda: learn)
     assert not hit and feats.shape == (len(src.labels), 1280)
-    again, hit = cached_features(learn, src, CFG.arch, weights_id(CFG.arch), CFG.size)
+    again, hit = cached_features(CFG.arch, weights_id(CFG.arch), CFG.size, src, lambda: pytest.fail('recomputed'))
     assert hit and np.array_equal(again, feats)
     # the slow path: the frozen learner's own forward pass up to the head's linear layer
     xb, yb = learn.dls.valid.one_batch()
@@ -29,8 +29,8 @@ def test_a_cache_is_never_used_for_another_configuration():
     assert base != feature_key('efficientnet_lite0', 'w1', 32, other)          # dataset content
 
 def test_linear_probe_runs_on_cached_features_and_says_so():
-    assert cached_path_applies(CFG) and not cached_path_applies(Config(**{**CFG.__dict__, 'augment': True}))
+    assert cached_path_applies(CFG) and not cached_path_applies(Config(**{**CFG.__dict__, 'augment': 'fastai'}))
     r = run(CFG)
-    assert r['train_path'] == 'cached-features' and 0 <= r['test']['accuracy'] <= 1
-    assert r['hyperparams']['stages'][0]['trainable_params'] == 1280*3 + 3
-    assert run(Config(**{**CFG.__dict__, 'strategy': 'full-finetune'}))['train_path'] == 'end-to-end'
+    assert r.train_path == 'cached-features' and 0 <= r.test['accuracy'] <= 1
+    assert r.hyperparams['stages'][0]['trainable_params'] == 1280*3 + 3
+    assert run(Config(**{**CFG.__dict__, 'strategy': 'full-finetune'})).train_path == 'end-to-end'

@@ -50,7 +50,7 @@ def test_fastai_fine_tune_is_head_then_all():
     assert not torch.equal(before['1.2.weight'], learn.model.state_dict()['1.2.weight'])
 
 def test_augmentation_changes_the_training_pipeline_only(synthetic):
-    plain, aug = make_dls(synthetic, bs=16), make_dls(synthetic, bs=16, augment=augmentations(True))
+    plain, aug = make_dls(synthetic, bs=16), make_dls(synthetic, bs=16, augment=augmentations('fastai'))
     xb = plain.valid.one_batch()[0]
     # validation (and test) never augmented: fastai's affine step only resamples them with the identity grid
     assert torch.allclose(aug.valid.one_batch()[0], xb, atol=1e-5)
@@ -59,3 +59,39 @@ def test_augmentation_changes_the_training_pipeline_only(synthetic):
     b_aug = next(iter(aug.train.new(shuffle=False)))[0]
     assert b_plain.shape == b_aug.shape and not torch.allclose(b_plain, b_aug)
     assert len(aug.train.after_batch.fs) > len(plain.train.after_batch.fs)
+
+
+def test_dihedral_augmentation_gives_only_the_eight_symmetries_on_training_batches(synthetic):
+    from ftl.strategies import AUGMENTATIONS
+    from fastai.vision.all import Dihedral
+    plain = make_dls(synthetic, bs=16)
+    geo = make_dls(synthetic, bs=16, augment=[Dihedral(p=1.0)])  # the geometric part of the 'dihedral' arm alone
+    xb = next(iter(plain.train.new(shuffle=False)))[0]
+    seen = set()
+    for seed in range(4):
+        torch.manual_seed(seed)
+        yb = next(iter(geo.train.new(shuffle=False)))[0]
+        for x, y in zip(xb, yb):
+            syms = [torch.rot90(x, k, (1, 2)) for k in range(4)] + [torch.rot90(x.flip(2), k, (1, 2)) for k in range(4)]
+            err = [float((y - s).abs().max()) for s in syms]
+            assert min(err) < 1e-3  # exactly one of the 8 symmetries (up to interpolation noise)
+            seen.add(int(np.argmin(err)))
+    assert len(seen) >= 6  # and it really draws among them
+    assert torch.allclose(make_dls(synthetic, bs=16, augment=augmentations('dihedral')).valid.one_batch()[0], plain.valid.one_batch()[0], atol=1e-5)
+    full = make_dls(synthetic, bs=16, augment=augmentations('dihedral'))
+    names = [type(t).__name__ for t in full.train.after_batch.fs]
+    assert {'Dihedral', 'Brightness', 'Contrast'} <= set(names) and AUGMENTATIONS['dihedral'][2]['max_lighting'] <= 0.1
+
+@pytest.mark.parametrize('strategy', list(STRATEGIES))
+def test_recorded_schedule_is_what_fastai_applied(strategy):
+    learn, before, hist = fit(strategy, epochs=4)
+    for s in hist.stages:  # per stage: the scheduler's first lr is the first batch's, its peak bounds (and nearly meets) the batches'
+        assert np.allclose(s['applied_first_lr'], s['start_lr'], rtol=1e-6)
+        assert all(a <= p*(1 + 1e-6) and a >= 0.5*p for a, p in zip(s['applied_peak_lr'], s['peak_lr']))
+        assert np.allclose(np.array(s['peak_lr'])/np.array(s['start_lr']), s['div'])
+    if strategy == 'fine-tune':  # fastai's fine_tune: frozen stage pct_start 0.99, then pct_start 0.3, div 5 at base_lr / 2
+        frozen, unfrozen = hist.stages
+        assert frozen['pct_start'] == pytest.approx(0.99, abs=1e-3) and frozen['div'] == pytest.approx(25)
+        assert unfrozen['pct_start'] == pytest.approx(0.3, abs=1e-3) and unfrozen['div'] == pytest.approx(5)
+        assert unfrozen['peak_lr'][-1] == pytest.approx(cfg().lr/2) and unfrozen['peak_lr'][0] == pytest.approx(cfg().lr/200)
+    else: assert all(s['pct_start'] == pytest.approx(0.25, abs=1e-3) for s in hist.stages)

@@ -1,67 +1,87 @@
-import json, pytest
-from ftl.train import Config, run, run_exported
-from ftl.records import run_suite, save_record, load_records, record_path
+import json, math, os, pytest, torch
+import numpy as np
+from dataclasses import replace
+from PIL import Image
+from ftl.train import Config, train, run, export, build_learner, preset_config
+from ftl.records import Record, SCHEMA_VERSION
+from ftl.errors import ConfigError
 
-TINY = Config(dataset='synthetic', size=32, arch='efficientnet_lite0', epochs=2, bs=16, patience=2)
+def test_a_run_writes_a_complete_valid_record(tiny):
+    cfg, learn, r = tiny
+    d = json.loads(json.dumps(r.to_dict()))  # JSON-ready
+    assert Record.from_dict(d) == r and d['version'] == SCHEMA_VERSION
+    assert r.config == {**r.config, 'dataset': 'synthetic', 'arch': 'efficientnet_lite0', 'pretrained': True}
+    assert [e['epoch'] for e in r.history] == [1, 2] and {'train_loss', 'valid_loss', 'accuracy', 'macro_f1', 'lr'} <= set(r.history[0])
+    assert r.best['valid_loss'] == min(e['valid_loss'] for e in r.history)  # restored on validation loss
+    t = r.test
+    assert 0 <= t['accuracy'] <= 1 and t['classes'] == r.vocab == ['class0', 'class1', 'class2']
+    assert sum(map(sum, t['confusion'])) == r.n_test == sum(c['support'] for c in t['per_class'].values())
+    assert abs(t['accuracy'] - sum(t['confusion'][i][i] for i in range(3))/r.n_test) < 1e-9
+    assert r.n_train == 72 and r.normalization == {'mean': [0.5]*3, 'std': [0.5]*3}
+    assert r.hyperparams['precision'] == 'fp32' and r.env['torch'] and r.train_seconds > 0
 
-@pytest.fixture(scope='module')
-def tiny_record(): return run(TINY)
+def test_a_broken_record_does_not_validate(tiny):
+    d = tiny[2].to_dict()
+    with pytest.raises(ValueError, match='best_epoch'): Record.from_dict({**d, 'best_epoch': 0})
+    with pytest.raises(ValueError, match='schema version'): Record.from_dict({**d, 'version': 1})
+    with pytest.raises(ValueError, match='unknown record fields'): Record.from_dict({**d, 'extra': 1})
 
-def test_a_run_writes_a_complete_record(tiny_record):
-    r = json.loads(json.dumps(tiny_record))  # JSON-ready
-    assert r['config'] == {**r['config'], 'dataset': 'synthetic', 'arch': 'efficientnet_lite0', 'pretrained': True}
-    assert len(r['history']) == 2 and {'epoch', 'train_loss', 'valid_loss', 'accuracy', 'macro_f1', 'lr'} <= set(r['history'][0])
-    assert 0 <= r['best_epoch'] < len(r['history'])
-    assert r['history'][r['best_epoch']]['valid_loss'] == min(e['valid_loss'] for e in r['history'])
-    t = r['test']
-    assert 0 <= t['accuracy'] <= 1 and 0 <= t['macro_f1'] <= 1 and t['classes'] == ['class0', 'class1', 'class2']
-    assert sum(map(sum, t['confusion'])) == r['n_test'] == sum(c['support'] for c in t['per_class'].values())
-    assert abs(t['accuracy'] - sum(t['confusion'][i][i] for i in range(3))/r['n_test']) < 1e-9
-    assert r['n_train'] == 72 and r['normalization'] == {'mean': [0.5]*3, 'std': [0.5]*3}
-    assert r['hyperparams']['precision'] == 'fp32' and r['env']['torch'] and r['train_seconds'] > 0
+def test_same_config_same_numbers_cold_or_warm_cache(tmp_path, monkeypatch):
+    cfg = Config(dataset='synthetic', size=32, arch='mobilenetv2', epochs=1, bs=16, strategy='full-finetune')
+    monkeypatch.setenv('FTL_CACHE', str(tmp_path/'cold'))  # conversion and decoding happen inside this run
+    cold = run(cfg)
+    warm = run(cfg)
+    assert cold.history == warm.history and cold.test == warm.test
 
-def test_suite_skips_finished_runs(tmp_path, tiny_record):
-    calls = []
-    def fake_run(cfg): calls.append(cfg); return tiny_record
-    other = Config(**{**TINY.__dict__, 'seed': 1})
-    save_record(tiny_record, record_path(tmp_path, 'smoke', TINY))
-    run_suite([TINY, other], 'smoke', tmp_path, run_fn=fake_run)
-    assert calls == [other]  # the finished run was skipped, the missing one ran
-    run_suite([TINY, other], 'smoke', tmp_path, run_fn=fake_run)
-    assert calls == [other]
-    assert len(load_records(tmp_path)) == 2
+BAD = [('monitor', 'foo', 'one of'), ('lr', -1, 'positive'), ('lr', float('nan'), 'positive'), ('freeze_epochs', -1, '>= 0'),
+       ('epochs', 0, '>= 1'), ('size', 4, '>= 16'), ('fraction', 0, r'\(0, 1\]'), ('augment', 'yes', 'one of'),
+       ('strategy', 'magic', 'one of'), ('bs', 0, '>= 1'), ('patience', 0, '>= 1'), ('head', 'deep', 'linear'),
+       ('seed', -3, '>= 0'), ('class_weights', 'yes', 'True or False'), ('dataset', 'imagenette', 'Unknown dataset')]
 
-def test_the_same_config_in_another_suite_is_reused_not_rerun(tmp_path, tiny_record):
-    save_record(tiny_record, record_path(tmp_path, 'architectures', TINY))
-    def must_not_run(cfg): raise AssertionError('reran a finished config')
-    rec = run_suite([TINY], 'strategies', tmp_path, run_fn=must_not_run)[0]
-    assert rec['reused_from'] == f'architectures/{TINY.key()}.json' and record_path(tmp_path, 'strategies', TINY).exists()
+@pytest.mark.parametrize('field,value,allowed', BAD)
+def test_every_bad_setting_names_its_field_before_training(field, value, allowed):
+    with pytest.raises(ConfigError, match=allowed) as e: Config(**{field: value}).validate()
+    assert field in str(e.value) or field == 'dataset'
+    assert 'Config(' not in str(e.value)  # the field, not the whole config
 
-def test_interrupted_write_leaves_no_half_record(tmp_path, tiny_record):
-    path = tmp_path/'suite'/'run.json'
-    class Boom:
-        def __float__(self): raise KeyboardInterrupt
-    with pytest.raises(KeyboardInterrupt): save_record({**tiny_record, 'bad': Boom()}, path)
-    assert not path.exists() and list(path.parent.iterdir()) == []
-    save_record(tiny_record, path)
-    assert json.loads(path.read_text())['key'] == TINY.key()
+def test_settings_that_conflict_with_the_strategy():
+    with pytest.raises(ConfigError, match=r'freeze_epochs.*between 1 and epochs - 1'): Config(epochs=1).validate()
+    with pytest.raises(ConfigError, match=r'epochs.*>= 4 for gradual-unfreeze'): Config(strategy='gradual-unfreeze', epochs=3).validate()
+    with pytest.raises(ConfigError, match=r'size.*multiple of 14'): Config(arch='vit_small_dinov2', size=84 + 1).validate()
+    with pytest.raises(ConfigError, match=r"Unknown preset 'huge'.*quick"): preset_config('huge')
 
 def test_config_keys_are_stable_and_distinct():
-    assert TINY.key() == Config(**TINY.__dict__).key()
-    assert TINY.key() != Config(**{**TINY.__dict__, 'lr': 1e-3}).key()
-    with pytest.raises(ValueError, match='Unknown strategy'): Config(strategy='magic').validate()
+    cfg = Config(dataset='synthetic', size=32)
+    assert cfg.key() == Config(**cfg.__dict__).key() and cfg.key() != replace(cfg, lr=1e-3).key()
+    assert Config().key().endswith(Config(class_weights=False).key()[-8:])  # defaults do not enter the hash
 
-def test_suite_runs_export_their_learner_for_the_analysis(tmp_path):
+def test_exported_learner_predicts_on_paths_pil_images_and_odd_arrays(tiny, tmp_path):
     from fastai.learner import load_learner
-    cfg = Config(**{**TINY.__dict__, 'epochs': 1, 'strategy': 'full-finetune'})
-    rec = run_exported(cfg, models=tmp_path)
-    learn = load_learner(tmp_path/f'{cfg.key()}.pkl')
-    assert sum(p.numel() for p in learn.model.parameters()) == rec['params']
-    probe = Config(**{**cfg.__dict__, 'strategy': 'feature-extraction'})  # cached-feature path: no backbone to export
-    run_exported(probe, models=tmp_path/'probe')
-    assert not (tmp_path/'probe').exists()
+    cfg, learn, rec = tiny
+    learn = load_learner(export(learn, tmp_path/'m.pkl'))
+    img = np.zeros((50, 70), np.uint8); img[:, 30:40] = 220  # class1's vertical bar, at another size
+    Image.fromarray(img).save(tmp_path/'cell.png')
+    preds = [learn.predict(x)[2] for x in (str(tmp_path/'cell.png'), Image.fromarray(img), img, np.stack([img]*3, -1))]
+    assert all(p.shape == (3,) and torch.allclose(p, preds[0], atol=1e-5) for p in preds)
 
-def test_record_names_classes_in_the_model_output_order(tiny_record):
-    r = tiny_record
-    assert r['vocab'] == r['test']['classes'] == ['class0', 'class1', 'class2']
-    assert [c['support'] for c in r['test']['per_class'].values()] == [sum(row) for row in r['test']['confusion']]
+def test_class_weights_change_the_loss_toward_rare_classes():
+    from ftl.data import load_source
+    src = load_source('synthetic', 32)
+    keep = np.flatnonzero((src.labels != 2) | (np.arange(len(src.labels)) % 4 == 0))  # class2 rare
+    src.images, src.labels, src.split = src.images[keep], src.labels[keep], src.split[keep]
+    cfg = Config(dataset='synthetic', size=32, arch='mobilenetv2', class_weights=True)
+    learn, _ = build_learner(cfg, src)
+    w = learn.loss_func.func.weight
+    counts = np.bincount(src.labels[src.idx('train')])
+    assert w.argmax() == counts.argmin() and np.allclose((w*torch.tensor(counts)).numpy(), len(src.idx('train'))/3)
+    logits, y = torch.randn(6, 3), torch.tensor([0, 0, 1, 1, 2, 2])
+    plain = build_learner(replace(cfg, class_weights=False), src)[0].loss_func
+    assert not torch.isclose(learn.loss_func(logits, y), plain(logits, y))
+
+def test_tta_keeps_the_test_order_and_monitor_last_restores_the_final_epoch():
+    cfg = Config(dataset='synthetic', size=32, arch='mobilenetv2', epochs=2, bs=16, strategy='full-finetune', augment='dihedral',
+                 tta=True, monitor='last')
+    rec = run(cfg)
+    assert rec.best_epoch == 2 and rec.hyperparams['early_stopping'] is None
+    assert [c['support'] for c in rec.test_tta['per_class'].values()] == [c['support'] for c in rec.test['per_class'].values()]
+    assert abs(rec.test_tta['accuracy'] - rec.test['accuracy']) <= 0.5  # same targets, same order: sane agreement

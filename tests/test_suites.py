@@ -1,0 +1,96 @@
+import json, os, subprocess, sys, pytest
+from dataclasses import replace
+from pathlib import Path
+from ftl import suites
+from ftl.suites import SUITES, Study, Suite, run_suite, pending_configs, Layout
+from ftl.train import Config
+from ftl.records import save_record, record_path, read_records, load_record
+from ftl.errors import ResultsError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+def test_every_suite_is_described_once_and_the_cli_lists_exactly_those():
+    out = subprocess.run([sys.executable, 'experiments.py', '--help'], cwd=ROOT, capture_output=True, text=True).stdout
+    choices = out.split('--suite {')[1].split('}')[0].split(',')
+    assert choices == [*SUITES, 'all']
+    for s in SUITES.values():
+        assert (s.configs is None) != (s.study is None) and s.doc and s.name == [k for k, v in SUITES.items() if v is s][0]
+    import experiments
+    assert experiments.ALL == [n for n in SUITES if n != 'smoke']
+
+def test_cli_prints_user_errors_as_one_line_and_exits_nonzero(tmp_path):
+    for args, msg in [(['--lr', '-1'], 'Config.lr must be a positive number'),
+                      (['--preset', 'huge'], "Unknown preset 'huge'"),
+                      (['--dataset', f'folder:{tmp_path}/none'], 'does not exist')]:
+        p = subprocess.run([sys.executable, 'experiments.py', '--suite', 'smoke', '--results', str(tmp_path/'r'), *args],
+                           cwd=ROOT, capture_output=True, text=True)
+        assert p.returncode != 0 and msg in p.stderr and 'Traceback' not in p.stderr, p.stderr
+
+def fake_suite(configs, export=False): return Suite('smoke', 'test suite', configs=lambda st: configs, export=export)
+
+def test_a_resumed_suite_runs_only_what_is_missing(tmp_path, tiny, monkeypatch):
+    cfg, _, rec = tiny
+    other = replace(cfg, seed=1)
+    calls = []
+    monkeypatch.setattr(suites, 'run_config', lambda c, models=None: calls.append(c) or replace(rec, key=c.key(), config={**rec.config, 'seed': c.seed}))
+    study = Study(dataset='synthetic', results=str(tmp_path))
+    save_record(rec, record_path(tmp_path, 'smoke', cfg.key()))
+    run_suite(fake_suite([cfg, other]), study)
+    assert calls == [other]  # the finished run was skipped, the missing one ran
+    run_suite(fake_suite([cfg, other]), study)
+    assert calls == [other] and len(read_records(tmp_path/'smoke')) == 2
+
+def test_the_same_config_in_another_suite_is_reused_not_rerun(tmp_path, tiny):
+    cfg, _, rec = tiny
+    save_record(rec, record_path(tmp_path, 'architectures', cfg.key()))
+    todo = pending_configs(Suite('strategies', 'x'), [cfg], tmp_path, report=lambda r, h: None)
+    assert todo == [] and load_record(record_path(tmp_path, 'strategies', cfg.key())).reused_from == f'architectures/{cfg.key()}.json'
+
+def test_a_corrupt_record_is_named_set_aside_and_rerun(tmp_path, tiny, capsys):
+    cfg, _, rec = tiny
+    path = record_path(tmp_path, 'smoke', cfg.key()); path.parent.mkdir(parents=True)
+    path.write_text('{"config": {"trunc')
+    with pytest.warns(UserWarning, match=cfg.key()): assert read_records(tmp_path) == []
+    assert pending_configs(Suite('smoke', 'x'), [cfg], tmp_path) == [cfg]
+    assert cfg.key() in capsys.readouterr().out and list(path.parent.glob('*.corrupt-*')) and not path.exists()
+
+@pytest.mark.skipif(os.geteuid() == 0 and sys.platform == 'linux' and not Path('/proc/self').exists(), reason='no /proc')
+def test_an_unwritable_results_folder_fails_before_training(tmp_path, monkeypatch):
+    blocker = tmp_path/'file'; blocker.write_text('not a folder')  # unwritable even for root: a path through a file
+    monkeypatch.setattr(suites, 'run_config', lambda *a: pytest.fail('trained before checking the results folder'))
+    with pytest.raises(ResultsError, match=r'file.*cannot be written.*--results'):
+        run_suite(fake_suite([Config(dataset='synthetic', size=32)]), Study(results=str(blocker/'results')))
+
+def test_results_elsewhere_keep_figures_models_and_report_there(tmp_path):
+    assert Layout.of('results') == Layout(Path('results'), Path('figures'), Path('models'), Path('report'))
+    lay = Layout.of(tmp_path/'trial')
+    assert all(str(p).startswith(str(tmp_path/'trial')) for p in (lay.figures, lay.models, lay.report))
+
+def test_study_settings_the_user_fixed_apply_to_every_run():
+    st = Study(dataset='synthetic', fixed=dict(size=32, epochs=4, strategy='full-finetune', seed=2))
+    cfgs = SUITES['architectures'].configs(st)
+    assert {(c.arch, c.size) for c in cfgs} == {('efficientnet_lite0', 32), ('mobilenetv2', 32), ('vit_small_dinov2', 28)}  # patch 14
+    assert {(c.epochs, c.strategy, c.seed) for c in cfgs} == {(4, 'full-finetune', 2)} and len(cfgs) == 3
+
+def test_data_efficiency_configs_cover_every_arm_fraction_and_seed():
+    cfgs = SUITES['data-efficiency'].configs(Study(dataset='synthetic', arch='mobilenetv2'))
+    cells = {(c.pretrained, c.fraction, c.seed) for c in cfgs}
+    assert len(cfgs) == len(cells) == 2*5*3 and len({c.key() for c in cfgs}) == 30
+    scratch = [c for c in cfgs if not c.pretrained]
+    assert all(c.strategy == 'full-finetune' and c.lr > cfgs[0].lr and c.patience == c.epochs for c in scratch)
+    full = {c.pretrained: c.epochs for c in cfgs if c.fraction == 1.0}
+    for c in cfgs:  # every run gets at least a quarter of the full-data optimizer steps and trains its whole budget
+        assert c.epochs*c.fraction >= 0.25*full[c.pretrained] - 0.5 and c.epochs >= full[c.pretrained] and c.patience == c.epochs
+
+def test_architectures_and_strategies_suites():
+    assert {c.arch for c in SUITES['architectures'].configs(Study())} == {'efficientnet_lite0', 'mobilenetv2', 'vit_small_dinov2'}
+    st = SUITES['strategies'].configs(Study(arch='mobilenetv2'))
+    assert {(c.strategy, c.augment) for c in st} == {(s, a) for s in ('feature-extraction', 'full-finetune', 'gradual-unfreeze',
+                                                                     'discriminative-lr', 'fine-tune') for a in ('none', 'fastai')}
+
+def test_epochs_are_the_total_of_a_run_across_its_stages():
+    from ftl.train import train
+    for strategy, epochs in [('gradual-unfreeze', 5), ('fine-tune', 3), ('full-finetune', 2)]:
+        cfg = Config(dataset='synthetic', size=32, arch='mobilenetv2', bs=16, strategy=strategy, epochs=epochs, patience=epochs)
+        rec = train(cfg)[1]
+        assert rec.hyperparams['epochs_max'] == epochs == len(rec.history)
