@@ -23,12 +23,14 @@ def main(suite:Annotated[str, SUITE_HELP, dict(choices=[*SUITES, 'all'])]='smoke
          fraction:float=None,        # share of the training split for every run, in (0, 1]
          seed:int=None,              # one seed for every run instead of the preset's seeds
          lr:float=None,              # peak learning rate
-         skip_bad_images:bool=False):  # folder datasets: list and skip unreadable images instead of stopping
+         skip_bad_images:bool=False,  # folder datasets: list and skip unreadable images instead of stopping
+         workers:int=None,           # run the suite's pending runs as Ray tasks on this many local workers
+         ray_address:str=None):      # or join a Ray cluster ('auto' or host:port); records are written by this process
     "Run one ftl suite; finished runs are skipped, so an interrupted suite resumes where it stopped"
     given = dict(size=size, epochs=epochs, bs=bs, strategy=strategy, augment=augment, fraction=fraction, seed=seed, lr=lr)
     if skip_bad_images and dataset.startswith('folder:'): dataset += '?skip-bad'
     try:
         study = Study(dataset=dataset, arch=arch, preset=preset, online=online, results=results,
-                      fixed={k: v for k, v in given.items() if v is not None})
+                      fixed={k: v for k, v in given.items() if v is not None}, workers=workers, address=ray_address)
         for name in (ALL if suite == 'all' else [suite]): run(name, study)
     except UserError as e: sys.exit(f"error: {e}")

@@ -6,7 +6,7 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt
 
-__all__ = ['save', 'training_curves', 'efficiency_plot', 'confusion', 'error_gallery']
+__all__ = ['save', 'training_curves', 'efficiency_plot', 'confusion', 'error_gallery', 'metric_vs']
 
 def save(fig, path) -> Path:
     "Save `fig` as PNG (for the README and notes) and PDF (for the report), then close it"
@@ -96,4 +96,15 @@ def error_gallery(errors, images, path, ncols=6, title='') -> Path:
                         fontweight='bold')
         r += n_rows
     fig.suptitle(title, fontsize=10); fig.tight_layout(rect=(0, 0, 1, 1 - 0.35/fig.get_figheight()))
+    return save(fig, path)
+
+def metric_vs(table, x, metrics, path, title='', xlabel=None, right=None) -> Path:
+    "Metrics (columns of `table`) against column `x`, one line each; optionally a cost column on a right axis"
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for m in metrics: ax.plot(table[x], table[m], 'o-', label=m.replace('_mean', '').replace('_', ' '))
+    ax.set_xlabel(xlabel or x); ax.set_ylabel('score'); ax.grid(alpha=0.3); ax.set_xticks(list(table[x]))
+    if right:
+        ax2 = ax.twinx(); ax2.plot(table[x], table[right[0]], 'k:', marker='x', label=right[1]); ax2.set_ylabel(right[1])
+        ax2.legend(loc='lower right', fontsize=8)
+    ax.legend(loc='upper left', fontsize=8); ax.set_title(title, fontsize=9); fig.tight_layout()
     return save(fig, path)

@@ -43,6 +43,8 @@ class Study:
     online: bool = False
     results: str = 'results'
     fixed: dict = field(default_factory=dict)  # Config fields the user set (size, epochs, bs, strategy, fraction, seed, augment, ...)
+    workers: int | None = None   # run each suite's pending configs as Ray tasks on this many local workers
+    address: str | None = None   # or on the Ray cluster at this address ('auto', host:port)
     def __post_init__(self):
         if self.preset not in PRESETS: raise ConfigError(f"Unknown preset {self.preset!r}; choose from {list(PRESETS)}")
     @property
@@ -108,7 +110,7 @@ def pending_configs(suite: Suite, configs, results, report=summary_line) -> list
         todo.append(cfg)
     return todo
 
-def run_suite(suite: Suite, study: Study, executor=sequential) -> list:
+def run_suite(suite: Suite, study: Study, executor=None) -> list:
     "Run every config of `suite` that has no record yet (resumable), write each record as it finishes, then the suite's outputs"
     lay = study.layout
     configs = list({c.key(): c for c in suite.configs(study)}.values())
@@ -118,30 +120,43 @@ def run_suite(suite: Suite, study: Study, executor=sequential) -> list:
     print(f"suite {suite.name}: {len(configs)} runs, {len(todo)} to train -> {lay.results/suite.name}/", flush=True)
     def done(cfg, rec):
         save_record(rec, record_path(lay.results, suite.name, cfg.key())); summary_line(rec, 'ran')
-    executor(todo, lay.models if suite.export else None, done)
+    (executor or _executor(study, suite))(todo, lay.models if suite.export else None, done)
     write_outputs(suite, study)
-    return [load_record(record_path(lay.results, suite.name, c.key())) for c in configs]
+    return suite_records(suite, study)
+
+def _executor(study: Study, suite: Suite):
+    "Sequential in this process, or Ray tasks when the study asks for workers or a cluster (Ray is imported only then)"
+    if not (study.workers or study.address): return sequential
+    from .distributed import ray_executor
+    return ray_executor(study.workers, study.address, results=study.layout.results, suite=suite.name)
+
+def suite_records(suite: Suite | str, study: Study) -> list:
+    "The stored records of the suite's configs for `study` (other presets' records in the same folder are not its own)"
+    suite = SUITES[suite] if isinstance(suite, str) else suite
+    folder = study.layout.results/suite.name
+    if not folder.exists(): return []
+    mine = {record_path(study.layout.results, suite.name, c.key()) for c in suite.configs(study)}
+    return [r for r in read_records(folder) if Path(r.path) in mine]
 
 def write_outputs(suite: Suite, study: Study):
     "The suite's tables and figures from its records, and the hyperparameter table of every experiment"
     lay = study.layout
-    recs = read_records(lay.results/suite.name)
+    recs = suite_records(suite, study)
     if recs and suite.outputs: suite.outputs(study, records_frame(recs))
     every = [r for s in SUITES.values() if s.configs for r in read_records(lay.results/s.name)]
     if every: tables.write_table(tables.hyperparameter_table(records_frame(every)), lay.results/'hyperparameters')
 
 # --- choices made on validation, from earlier suites ----------------------------------------------------------------------
 
-def best_arch(results='results', dataset='elpv', default=DEFAULT_ARCH) -> str:
-    "The architecture with the best mean validation macro-F1 in the architectures results (the default when there are none)"
-    df = records_frame(read_records(Path(results)/'architectures'))
-    if df.empty or not (df.dataset == dataset).any(): return default
-    return df[df.dataset == dataset].groupby('arch').valid_macro_f1.mean().idxmax()
+def best_arch(study: Study, default=DEFAULT_ARCH) -> str:
+    "The architecture with the best mean validation macro-F1 in the study's architectures runs (the default when there are none)"
+    df = records_frame(suite_records('architectures', study))
+    return df.groupby('arch').valid_macro_f1.mean().idxmax() if len(df) else default
 
-def best_record(results='results', suites=('architectures', 'strategies')) -> Record:
-    "The run with the best validation macro-F1 (at its restored epoch) among `suites`: chosen without the test set"
-    recs = [r for s in suites for r in read_records(Path(results)/s)]
-    if not recs: raise UserError(f"No records under {results}/{{{','.join(suites)}}}: run those suites first")
+def best_record(study: Study, suites=('architectures', 'strategies')) -> Record:
+    "The run with the best validation macro-F1 (at its restored epoch) among the study's `suites`: chosen without the test set"
+    recs = [r for s in suites for r in suite_records(s, study)]
+    if not recs: raise UserError(f"No records of {list(suites)} under {study.results} for preset {study.preset!r}: run those suites first")
     return max(recs, key=lambda r: (r.best['macro_f1'], r.key))
 
 def _title(r: Record) -> str:
@@ -178,7 +193,7 @@ def _strategies_outputs(study, df):
 @register('strategies', export=True, outputs=_strategies_outputs)
 def strategies(study: Study) -> list:
     "Which way of fine-tuning: every strategy, augmentation off and on, on the best (or given) architecture at 100 % data"
-    arch = study.arch or best_arch(study.results, study.dataset)
+    arch = study.arch or best_arch(study)
     return [study.config(arch=arch, strategy=st, augment=aug, seed=s)
             for st in STRATEGIES for aug in PRESETS[study.preset]['augment_arms'] for s in study.seeds]
 
@@ -204,7 +219,7 @@ def data_efficiency(study: Study) -> list:
     """How much labelled data: pretrained (fine-tune) vs from scratch at nested stratified fractions, 3 seeds.
     Small fractions get more epochs so that every run has at least a quarter of the full-data steps. Both arms train their
     whole one-cycle budget (patience = epochs) and restore their best validation epoch; scratch has its own lr and budget"""
-    arch = study.arch or best_arch(study.results, study.dataset)
+    arch = study.arch or best_arch(study)
     base = study.config(arch=arch)
     def arms(f):
         pt, sc = (int(round(base.epochs*k*budget_factor(f))) for k in (1, DATA_EFFICIENCY['scratch_epochs_factor']))
@@ -212,6 +227,25 @@ def data_efficiency(study: Study) -> list:
                 dict(pretrained=False, strategy='full-finetune', lr=DATA_EFFICIENCY['scratch_lr'], epochs=sc, patience=sc)]
     seeds = study.seeds if 'seed' in study.fixed else DATA_EFFICIENCY['seeds']
     return [replace(base, **arm, fraction=f, seed=s).validate() for f in FRACTIONS for s in seeds for arm in arms(f)]
+
+RESOLUTION = dict(sizes=(84, 128, 160, 224), epochs=16, augment='dihedral')  # the study's domain augmentation; one seed
+
+def _resolution_outputs(study, df):
+    lay = study.layout
+    tab = tables.seed_summary(df, ['arch', 'strategy', 'augment', 'size'], ('valid_accuracy', 'valid_macro_f1', 'test_accuracy', 'test_macro_f1'))
+    tables.write_table(tab.sort_values('size'), lay.results/'resolution_table')
+    tables.write_table(tables.selection_table(df), lay.results/'selection_rules')
+    figures.metric_vs(tab.sort_values('size'), 'size', ['valid_macro_f1_mean', 'test_macro_f1_mean', 'valid_accuracy_mean', 'test_accuracy_mean'],
+                      lay.figures/'resolution', f"{df.arch.iloc[0]}, {df.strategy.iloc[0]}, augmentation {df.augment.iloc[0]}: image size",
+                      xlabel='image size (px)', right=('train_min', 'training minutes'))
+
+@register('resolution', outputs=_resolution_outputs)
+def resolution(study: Study) -> list:
+    "Which image size: the best configuration so far (by validation) at 84 to 224 px, one seed, the whole one-cycle schedule"
+    best = best_record(study)
+    arch, strategy = (study.arch or best.config['arch']), best.config['strategy']
+    return [study.config(arch=arch, strategy=strategy, augment=RESOLUTION['augment'], size=s, epochs=RESOLUTION['epochs'],
+                         patience=RESOLUTION['epochs'], seed=0) for s in RESOLUTION['sizes']]
 
 @register('benchmark', kind='study')
 def benchmark(study: Study):
@@ -225,7 +259,7 @@ def analysis(study: Study):
     "Where and why the best model (by validation macro-F1) fails on the test split, from the learner exported when it was trained"
     from .analysis import analyse
     lay = study.layout
-    rec = best_record(lay.results)
+    rec = best_record(study)
     out = check_writable(lay.results/'analysis')
     model, tag = out/'model.pkl', out/'model.json'
     shipped = model.exists() and tag.exists() and json.loads(tag.read_text()).get('key') == rec.key
@@ -235,9 +269,11 @@ def analysis(study: Study):
             print(f"no exported learner for {rec.key}: retraining it (seeded) and checking it reproduces its record", flush=True)
             learn, again = train(Config(**rec.config))
             if abs(again.test['accuracy'] - rec.test['accuracy']) > 1e-9 or again.history != rec.history:
-                raise UserError(f"Retraining {rec.key} gave test accuracy {again.test['accuracy']:.4f}, its record says "
-                                f"{rec.test['accuracy']:.4f} (a different machine or library version?): the committed analysis "
-                                f"is kept. Put the learner exported with that record at {exported}, or rerun its suite.")
+                msg = (f"Retraining {rec.key} gave test accuracy {again.test['accuracy']:.4f}, its record says "
+                       f"{rec.test['accuracy']:.4f} (another machine, library version or code): not analysing a model "
+                       f"that is not the recorded one. Put the learner exported with that record at {exported}, or rerun its suite")
+                if (out/'errors.csv').exists(): return print(f"{msg}; the committed analysis is kept.", flush=True)
+                raise UserError(msg)
             export(learn, exported)
         shutil.copyfile(exported, model); tag.write_text(json.dumps(dict(key=rec.key, suite=rec.suite), indent=1))
     res = analyse(model, rec, out, lay.figures)

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 
 __all__ = ['METRICS', 'seed_summary', 'architecture_table', 'strategy_table', 'efficiency_table', 'paired_diff',
-           'crossing_fraction', 'crossing', 'hyperparameter_table', 'formatted', 'write_table']
+           'crossing_fraction', 'crossing', 'hyperparameter_table', 'selection_table', 'formatted', 'write_table']
 
 METRICS = ('test_accuracy', 'test_macro_f1', 'valid_macro_f1')
 
@@ -115,3 +115,13 @@ def write_table(df: pd.DataFrame, path) -> Path:
     df.to_csv(path.with_suffix('.csv'), index=False)
     path.with_suffix('.md').write_text(formatted(df).to_markdown(index=False) + '\n')
     return path
+
+def selection_table(df: pd.DataFrame) -> pd.DataFrame:
+    "Per run: the epoch each restore rule picks from the validation history, and the validation accuracy and macro-F1 there"
+    rows = []
+    for r in df.record:
+        h = r.history
+        picks = dict(valid_loss=min(h, key=lambda e: e['valid_loss']), macro_f1=max(h, key=lambda e: e['macro_f1']), last=h[-1])
+        rows += [dict(key=r.key, arch=r.config['arch'], size=r.config['size'], rule=rule, epoch=e['epoch'], epochs=len(h),
+                      valid_accuracy=e['accuracy'], valid_macro_f1=e['macro_f1']) for rule, e in picks.items()]
+    return pd.DataFrame(rows)

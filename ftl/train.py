@@ -127,15 +127,14 @@ class History(Callback):
         self.epochs.append({**row, 'lr': [float(h['lr']) for h in self.opt.hypers]})
 
 def _plain(x):
-    "A plain tensor (channels_last for image batches on CUDA)"
+    "A plain tensor; image batches in channels_last (faster convolutions on CPU and GPU: bench/channels_last.py)"
     x = x.as_subclass(torch.Tensor)
-    return x.contiguous(memory_format=torch.channels_last) if x.is_cuda and x.ndim == 4 else x
+    return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x
 
 class PlainTensors(Callback):
-    "Feed the model plain tensors: fastai's `TensorImage` subclass sends every op of the forward pass through Python"
+    "Feed the model plain channels_last tensors: fastai's `TensorImage` subclass sends every op of the forward pass through Python"
     order = 1
-    def before_fit(self):
-        if torch.cuda.is_available(): self.model.to(memory_format=torch.channels_last)
+    def before_fit(self): self.model.to(memory_format=torch.channels_last)
     def before_batch(self): self.typed, self.learn.xb = self.xb, tuple(_plain(x) for x in self.xb)
     def after_pred(self): self.learn.xb = self.typed  # typed inputs again for gathering and showing (plot_top_losses)
 
