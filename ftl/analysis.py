@@ -1,17 +1,26 @@
-"Error analysis on the test set: fastai interpretation of an exported learner, and misclassified images by failure category"
+"""Error analysis on the test split: fastai's interpretation of an exported learner, where the model looked (Grad-CAM),
+which labels are suspect on evidence independent of the model (cleanlab over another backbone's cross-validated
+probabilities), how wrong each error is (ordinal distance between defect levels), and a failure category per error"""
 from __future__ import annotations
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from scipy import ndimage
+from fastcore.basics import patch
 from fastai.vision.all import ClassificationInterpretation, load_learner
 from .data import load_source, labelled_test_dl, source_items
-from .features import pooled_features
 
-__all__ = ['interpret', 'image_quality', 'embeddings', 'error_evidence', 'categorize', 'failure_table', 'per_class_table', 'analyse',
-           'CATEGORIES', 'THRESHOLDS']
+__all__ = ['interpret', 'cam_target', 'class_activation_maps', 'out_of_sample_probs', 'label_issues', 'ordinal_errors',
+           'image_quality', 'error_evidence', 'categorize', 'failure_table', 'per_class_table', 'analyse', 'CATEGORIES', 'RULES',
+           'THRESHOLDS']
 
-CATEGORIES = ['poor image quality', 'possible labelling error', 'confusable classes', 'ambiguous / domain difficulty']
-THRESHOLDS = dict(quality_z=2.5, confident=0.8, neighbour_agree=0.6, k=10, top_pairs=3)
+CATEGORIES = ['poor image quality', 'possible labelling error', 'ambiguous or visually similar', 'genuine domain difficulty']
+THRESHOLDS = dict(quality_z=2.5, folds=5)
+RULES = {  # each category's rule, applied in this order; the first that holds names the error
+    CATEGORIES[0]: f"sharpness, contrast or exposure more than {THRESHOLDS['quality_z']} standard deviations from the true class's training images",
+    CATEGORIES[1]: 'cleanlab flags the label from another backbone\'s cross-validated probabilities (evidence independent of the analysed model)',
+    CATEGORIES[2]: 'true and predicted classes are adjacent levels (or the only two classes): the labels encode annotator confidence',
+    CATEGORIES[3]: 'none of the above: a far error on a clean, confidently labelled image',
+}
 
 def interpret(learn_or_path, dataset=None, size=None, source=None) -> ClassificationInterpretation:
     "fastai `ClassificationInterpretation` on the TEST split (not validation): `interp.plot_top_losses(9)` works as usual"
@@ -23,6 +32,83 @@ def interpret(learn_or_path, dataset=None, size=None, source=None) -> Classifica
     interp.preds, interp.targs, interp.source = preds, targs, source
     return interp
 
+# --- where the model looked -----------------------------------------------------------------------------------------------
+
+def cam_target(model) -> tuple:
+    "Grad-CAM target layer and reshape of an ftl (fastai over timm) model: last feature layer of a CNN, last block of a ViT"
+    net = model[0].model
+    if hasattr(net, 'blocks') and hasattr(net, 'patch_embed') and hasattr(net, 'cls_token'):  # a timm ViT: tokens -> grid
+        n_prefix = getattr(net, 'num_prefix_tokens', 1)
+        def reshape(t):
+            t = t[:, n_prefix:]; side = int(round(t.shape[1]**0.5))
+            return t.reshape(t.shape[0], side, side, t.shape[2]).permute(0, 3, 1, 2)
+        return net.blocks[-1].norm1, reshape
+    for name in ('bn2', 'conv_head'):  # timm CNNs: the last feature layer before pooling
+        if getattr(net, name, None) is not None: return getattr(net, name), None
+    return [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)][-1], None
+
+def class_activation_maps(model, x: torch.Tensor, classes, target=None) -> np.ndarray:
+    "Grad-CAM maps in [0, 1] at the input's size, one per image of batch `x` for class index `classes[i]`"
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    layer, reshape = target or cam_target(model)
+    model = model.eval()
+    with GradCAM(model=model, target_layers=[layer], reshape_transform=reshape) as cam:
+        return cam(input_tensor=x.as_subclass(torch.Tensor).float(), targets=[ClassifierOutputTarget(int(c)) for c in classes])
+
+def _batch(learn, images) -> torch.Tensor:
+    "Decoded images through the learner's own validation pipeline (normalised, on its device)"
+    dl = learn.dls.test_dl(list(images), bs=len(images))
+    return dl.one_batch()[0]
+
+@patch
+def plot_gradcam(self: ClassificationInterpretation, k=9, largest=True, figsize=None):
+    "Grad-CAM of the predicted class over the `k` top-loss test images (beside `plot_top_losses`)"
+    import matplotlib.pyplot as plt
+    losses, idx = self.top_losses(k, largest)
+    src = self.source
+    images = src.images[src.idx('test')[idx]]
+    preds = self.preds[idx].argmax(1)
+    maps = class_activation_maps(self.learn.model, _batch(self.learn, images), preds)
+    cols = int(np.ceil(np.sqrt(k))); rows = int(np.ceil(k/cols))
+    fig, axes = plt.subplots(rows, cols, figsize=figsize or (3*cols, 3*rows), squeeze=False)
+    for ax, img, m, i, p, l in zip(axes.flat, images, maps, idx, preds, losses):
+        ax.imshow(img, cmap='gray'); ax.imshow(m, cmap='jet', alpha=0.4); ax.axis('off')
+        ax.set_title(f"{self.vocab[int(self.targs[i])]} / {self.vocab[int(p)]} / {float(l):.2f}", fontsize=8)
+    for ax in axes.flat[k:]: ax.axis('off')
+    fig.suptitle('true / predicted / loss, Grad-CAM of the predicted class', fontsize=9)
+    return fig
+
+# --- suspect labels, from evidence independent of the analysed model ------------------------------------------------------
+
+def out_of_sample_probs(features, labels, folds=THRESHOLDS['folds'], seed=0) -> np.ndarray:
+    "Cross-validated class probabilities of a class-balanced logistic regression on `features`: each image predicted by a model that never saw it"
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, class_weight='balanced', max_iter=2000))
+    return cross_val_predict(clf, features, labels, cv=StratifiedKFold(folds, shuffle=True, random_state=seed), method='predict_proba')
+
+def label_issues(labels, probs) -> pd.DataFrame:
+    "cleanlab's verdict per image: flagged as a likely label issue, and its label-quality score (low: suspect)"
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+    labels = np.asarray(labels)
+    return pd.DataFrame(dict(label_issue=find_label_issues(labels, probs), label_quality=get_label_quality_scores(labels, probs)))
+
+# --- how wrong ------------------------------------------------------------------------------------------------------------
+
+def ordinal_errors(confusion, classes) -> dict:
+    "Errors of ordered classes read both ways: share between adjacent levels, far apart, and between the two ends (first <-> last)"
+    cm = np.asarray(confusion); n = len(classes)
+    dist = np.abs(np.subtract.outer(np.arange(n), np.arange(n)))
+    wrong = cm[dist > 0].sum()
+    ends = cm[0, n - 1] + cm[n - 1, 0]
+    return dict(errors=int(wrong), adjacent=int(cm[dist == 1].sum()), far=int(cm[dist > 1].sum()), ends=int(ends),
+                adjacent_share=float(cm[dist == 1].sum()/max(wrong, 1)), far_share=float(cm[dist > 1].sum()/max(wrong, 1)),
+                ends_share=float(ends/max(wrong, 1)), ends_pair=f'{classes[0]} <-> {classes[-1]}')
+
 def image_quality(images) -> pd.DataFrame:
     "Per image: sharpness (variance of the Laplacian), contrast (intensity std) and exposure (mean), on 0-255 gray"
     rows = []
@@ -32,54 +118,36 @@ def image_quality(images) -> pd.DataFrame:
         rows.append(dict(sharpness=float(ndimage.laplace(g).var()), contrast=float(g.std()), exposure=float(g.mean())))
     return pd.DataFrame(rows)
 
-def embeddings(learn, dl) -> np.ndarray:
-    "Pooled backbone features (the head's input) for every item of `dl`, L2-normalised"
-    f = pooled_features(learn, dl)
-    return (f/f.norm(dim=1, keepdim=True).clamp_min(1e-12)).numpy()
-
-def error_evidence(probs, y_true, test_emb, train_emb, train_labels, test_quality, train_quality, confused_pairs, k=10) -> pd.DataFrame:
-    "Evidence per test image: confidence, margin, centroid similarities, neighbour votes, quality z-scores, pair rank"
+def error_evidence(probs, y_true, test_quality, train_quality, train_labels, issues) -> pd.DataFrame:
+    "Evidence per test image: confidence, margin, ordinal distance, quality z-scores against its class, cleanlab's verdict"
     probs, y_true, train_labels = np.asarray(probs), np.asarray(y_true), np.asarray(train_labels)
     pred = probs.argmax(1); top2 = np.sort(probs, 1)[:, -2:]
-    cents = np.stack([train_emb[train_labels == c].mean(0) for c in range(probs.shape[1])])
-    cents /= np.linalg.norm(cents, axis=1, keepdims=True)
-    sim = test_emb @ cents.T
-    nn_idx = np.argsort(-(test_emb @ train_emb.T), 1)[:, :k]
     stats = {c: (train_quality[train_labels == c].mean(), train_quality[train_labels == c].std().replace(0, 1e-9))
              for c in range(probs.shape[1])}
     z = np.stack([((test_quality.iloc[i] - stats[y_true[i]][0])/stats[y_true[i]][1]).values for i in range(len(y_true))])
-    rank = {pair: r for r, pair in enumerate(confused_pairs)}
     return pd.DataFrame(dict(true=y_true, pred=pred, confidence=probs.max(1), margin=top2[:, 1] - top2[:, 0],
-                             sim_true=sim[np.arange(len(y_true)), y_true], sim_pred=sim[np.arange(len(y_true)), pred],
-                             neighbour_agree=(train_labels[nn_idx] == pred[:, None]).mean(1),
-                             **{f'{q}_z': z[:, j] for j, q in enumerate(test_quality.columns)},
-                             pair_rank=[rank.get((t, p), -1) for t, p in zip(y_true, pred)]))
+                             ordinal_distance=np.abs(pred - y_true), **{f'{q}_z': z[:, j] for j, q in enumerate(test_quality.columns)},
+                             label_issue=np.asarray(issues.label_issue), label_quality=np.asarray(issues.label_quality)))
 
-def categorize(e, th=THRESHOLDS) -> str:
-    "The suggested failure category of one misclassified image from its evidence row"
+def categorize(e, n_classes=None, th=THRESHOLDS) -> str:
+    "The failure category of one misclassified image from its evidence row (RULES, in order)"
     if max(abs(e['sharpness_z']), abs(e['contrast_z']), abs(e['exposure_z'])) > th['quality_z']: return CATEGORIES[0]
-    if e['confidence'] >= th['confident'] and e['neighbour_agree'] >= th['neighbour_agree']: return CATEGORIES[1]
-    if 0 <= e['pair_rank'] < th['top_pairs'] and e['sim_pred'] > e['sim_true']: return CATEGORIES[2]
+    if e['label_issue']: return CATEGORIES[1]
+    if e['ordinal_distance'] == 1: return CATEGORIES[2]
     return CATEGORIES[3]
 
-def failure_table(interp, n=16, th=THRESHOLDS) -> pd.DataFrame:
-    "The `n` highest-loss misclassified test images with evidence, a suggested category and an empty commentary column"
-    learn, source = interp.learn, interp.source
-    classes = list(interp.vocab)
+def failure_table(interp, issues, n=12) -> pd.DataFrame:
+    "The `n` highest-loss misclassified test images with their evidence and category, and an empty commentary column"
+    source, classes = interp.source, list(interp.vocab)
     test_idx, train_idx = source.idx('test'), source.idx('train')
     probs, y_true = interp.preds.numpy(), interp.targs.numpy()
-    train_dl = learn.dls.test_dl(source_items(source, train_idx), with_labels=True)
-    name2i = {c: i for i, c in enumerate(classes)}
-    train_y = np.array([name2i[source.classes[l]] for l in source.labels[train_idx]])
-    pairs = [(name2i[a], name2i[b]) for a, b, _ in interp.most_confused()]
-    q_test, q_train = image_quality(source.images[test_idx]), image_quality(source.images[train_idx])
-    ev = error_evidence(probs, y_true, embeddings(learn, interp.dl), embeddings(learn, train_dl), train_y, q_test, q_train,
-                        pairs, th['k'])
+    ev = error_evidence(probs, y_true, image_quality(source.images[test_idx]), image_quality(source.images[train_idx]),
+                        source.labels[train_idx], issues.iloc[test_idx].reset_index(drop=True))
     ev['loss'], ev['test_pos'] = interp.losses.numpy(), np.arange(len(ev))
     ids = source.info.get('ids', np.array([str(i) for i in range(len(source.labels))]))
     wrong = ev[ev.true != ev.pred].sort_values('loss', ascending=False).head(n).copy()
     wrong.insert(0, 'image_id', [ids[test_idx[i]] for i in wrong.test_pos])
-    wrong['category'] = [categorize(r, th) for _, r in wrong.iterrows()]
+    wrong['category'] = [categorize(r) for _, r in wrong.iterrows()]
     for j, c in enumerate(classes): wrong[f'p_{c}'] = probs[wrong.test_pos, j]
     wrong['true'], wrong['pred'] = [classes[i] for i in wrong.true], [classes[i] for i in wrong.pred]
     wrong['commentary'] = ''
@@ -93,7 +161,15 @@ def per_class_table(test: dict) -> pd.DataFrame:
     df.loc[df.f1.idxmax(), 'mark'], df.loc[df.f1.idxmin(), 'mark'] = 'best', 'worst'
     return df
 
-def analyse(model_path, record, out_dir, figs_dir, n_errors=16) -> dict:
+def _full_resolution(source, i) -> np.ndarray:
+    "Image `i` of `source` as stored on disk (the native cell, not the training size), else as decoded"
+    files = source.info.get('files')
+    if files is None: return source.images[i]
+    from .data import decode_image
+    from PIL import Image
+    with Image.open(files[i]) as im: return decode_image(im, max(im.size), source.mode)
+
+def analyse(model_path, record, out_dir, figs_dir, n_errors=12, probe_arch=None, probe_size=224) -> dict:
     "Reload an exported learner, check it reproduces its record on the test split, and write the error analysis"
     from . import figures
     from .tables import write_table
@@ -102,17 +178,50 @@ def analyse(model_path, record, out_dir, figs_dir, n_errors=16) -> dict:
     acc = float((interp.preds.argmax(1) == interp.targs).float().mean())
     if abs(acc - record.test['accuracy']) > 1e-6:
         raise RuntimeError(f"Reloaded model {model_path} scores test accuracy {acc:.4f}, its record {record.test['accuracy']:.4f}")
-    out, figs = Path(out_dir), Path(figs_dir)
-    title = f"{cfg['arch']}, {cfg['strategy']}, augmentation {cfg['augment']} on {cfg['dataset']} test set"
+    out, figs, src = Path(out_dir), Path(figs_dir), interp.source
+    title = f"{cfg['arch']}, {cfg['strategy']}, augmentation {cfg['augment']}, {cfg['size']} px"
     figures.confusion(record.test, figs/'confusion_best', title)
     write_table(per_class_table(record.test), out/'per_class')
     pd.DataFrame(interp.most_confused(), columns=['true', 'predicted', 'count']).to_csv(out/'most_confused.csv', index=False)
-    errors = failure_table(interp, n_errors)
+    # suspect labels: another backbone's features, cross-validated probabilities for every image, cleanlab
+    probe_arch = probe_arch or next(a for a in ('vit_small_dinov2', 'efficientnet_lite0') if a != cfg['arch'])
+    feats = probe_features(cfg['dataset'], probe_arch, probe_size)
+    probs = out_of_sample_probs(feats, src.labels)
+    issues = label_issues(src.labels, probs)
+    ids = src.info.get('ids', np.arange(len(src.labels)).astype(str))
+    pd.DataFrame(dict(image_id=ids, split=src.split, label=[src.classes[l] for l in src.labels], **issues)).to_csv(out/'label_issues.csv', index=False)
+    errors = failure_table(interp, issues, n_errors)
+    commentary = out/'commentary.csv'  # written by a person who looked at each image with its heatmaps, keyed by image id
+    if commentary.exists():
+        notes = pd.read_csv(commentary, keep_default_na=False).set_index('image_id').commentary
+        errors['commentary'] = [notes.get(i, '') for i in errors.image_id]
     errors.drop(columns=['test_pos']).to_csv(out/'errors.csv', index=False)
-    src = interp.source
-    figures.error_gallery(errors, src.images[src.idx('test')[errors.test_pos]], figs/'error_gallery',
-                          title=f'Misclassified test images by suggested failure category: {title}')
+    test_wrong = (interp.preds.argmax(1) != interp.targs).numpy()
+    test_issue = issues.label_issue.values[src.idx('test')]
+    summary = dict(model=record.key, probe=f'{probe_arch} at {probe_size} px, {THRESHOLDS["folds"]}-fold logistic regression',
+                   label_issues={s: int(issues.label_issue[src.split == s].sum()) for s in ('train', 'valid', 'test')},
+                   images={s: int((src.split == s).sum()) for s in ('train', 'valid', 'test')},
+                   test_errors=int(test_wrong.sum()), test_errors_flagged=int((test_wrong & test_issue).sum()),
+                   selected_errors_flagged=int(errors.label_issue.sum()), categories=errors.category.value_counts().to_dict(),
+                   ordinal=ordinal_errors(record.test['confusion'], record.test['classes']), rules=RULES)
+    (out/'summary.json').write_text(__import__('json').dumps(summary, indent=1))
+    # where the model looked: Grad-CAM of the true and the predicted class, drawn on the full-resolution cell
+    test_i = src.idx('test')[errors.test_pos]
+    x = _batch(interp.learn, src.images[test_i])
+    vocab = list(interp.vocab)
+    maps = {k: class_activation_maps(interp.learn.model, x, [vocab.index(c) for c in errors[k]]) for k in ('true', 'pred')}
+    figures.error_gallery(errors, [_full_resolution(src, i) for i in test_i], figs/'error_gallery', maps,
+                          title=f'Misclassified test cells by failure category ({title})')
     interp.plot_top_losses(9, figsize=(9, 9))
     import matplotlib.pyplot as plt
     figures.save(plt.gcf(), figs/'top_losses')
-    return dict(record=record, errors=errors, interp=interp, reloaded_accuracy=acc)
+    return dict(record=record, errors=errors, interp=interp, reloaded_accuracy=acc, summary=summary)
+
+def probe_features(dataset, arch, size) -> np.ndarray:
+    "Pooled features of every image from the pretrained backbone `arch` (cached): the independent embedding"
+    from .train import Config, build_learner
+    from .features import cached_features
+    from .models import weights_id
+    cfg = Config(dataset=dataset, size=size, arch=arch, strategy='feature-extraction')
+    source = load_source(dataset, size)
+    return cached_features(arch, weights_id(arch), size, source, lambda: build_learner(cfg, source)[0])[0]

@@ -76,26 +76,23 @@ def confusion(test: dict, path, title='') -> Path:
     fig.suptitle(title, fontsize=10); fig.tight_layout()
     return save(fig, path)
 
-def error_gallery(errors, images, path, ncols=6, title='') -> Path:
-    "Misclassified test images (`images[i]` for row i) grouped by failure category, titled true / predicted / probability"
-    errors = errors.assign(_image=list(images)).sort_values(['category', 'loss'], ascending=[True, False])
-    cats = list(dict.fromkeys(errors.category))
-    rows = sum(int(np.ceil((errors.category == c).sum()/ncols)) for c in cats)
-    fig, axes = plt.subplots(rows, ncols, figsize=(1.9*ncols, 2.25*rows), squeeze=False)
-    r = 0
-    for c in cats:
-        sub = errors[errors.category == c]
-        n_rows = int(np.ceil(len(sub)/ncols))
-        for k in range(n_rows*ncols):
-            ax = axes[r + k//ncols, k % ncols]; ax.axis('off')
-            if k < len(sub):
-                e = sub.iloc[k]
-                ax.imshow(e['_image'], cmap='gray')
-                ax.set_title(f"{e['image_id']}\ntrue {e['true']}\npred {e['pred']} ({e['confidence']:.2f})", fontsize=6)
-        axes[r, 0].text(-0.15, 0.5, c, transform=axes[r, 0].transAxes, rotation=90, va='center', ha='right', fontsize=8,
-                        fontweight='bold')
-        r += n_rows
-    fig.suptitle(title, fontsize=10); fig.tight_layout(rect=(0, 0, 1, 1 - 0.35/fig.get_figheight()))
+def error_gallery(errors, images, path, maps=None, title='', per_row=2) -> Path:
+    """Misclassified images (`images[i]` for row i, any resolution) grouped by category: the cell, then Grad-CAM of the
+    true and the predicted class drawn over it (`maps['true'][i]`, `maps['pred'][i]`, at the model's size)"""
+    order = errors.assign(_i=range(len(errors))).sort_values(['category', 'loss'], ascending=[True, False])
+    panels = 1 + 2*(maps is not None)
+    rows = int(np.ceil(len(order)/per_row))
+    fig, axes = plt.subplots(rows, per_row*panels, figsize=(1.75*per_row*panels, 2.0*rows), squeeze=False)
+    for ax in axes.flat: ax.axis('off')
+    for k, (_, e) in enumerate(order.iterrows()):
+        img = images[e['_i']]; h, w = img.shape[:2]
+        for j in range(panels):
+            ax = axes[k//per_row, (k % per_row)*panels + j]
+            ax.imshow(img, cmap='gray', extent=(0, w, h, 0))
+            if j: ax.imshow(maps[('true', 'pred')[j - 1]][e['_i']], cmap='jet', alpha=0.45, extent=(0, w, h, 0))
+            ax.set_title([f"{e['category']}\n{e['image_id']}", f"true: {e['true']}", f"pred: {e['pred']} ({e['confidence']:.2f})"][j],
+                         fontsize=6)
+    fig.suptitle(title, fontsize=9); fig.tight_layout(rect=(0, 0, 1, 1 - 0.3/fig.get_figheight()))
     return save(fig, path)
 
 def metric_vs(table, x, metrics, path, title='', xlabel=None, right=None) -> Path:
