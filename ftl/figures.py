@@ -105,3 +105,20 @@ def metric_vs(table, x, metrics, path, title='', xlabel=None, right=None) -> Pat
         ax2.legend(loc='lower right', fontsize=8)
     ax.legend(loc='upper left', fontsize=8); ax.set_title(title, fontsize=9); fig.tight_layout()
     return save(fig, path)
+
+def class_examples(source, path, per_class=1) -> Path:
+    "The first training image of each class (and of each cell type where the source has them) at full resolution"
+    from PIL import Image
+    files, types = source.info.get('files'), source.info.get('cell_type')
+    kinds = sorted(set(types)) if types is not None else [None]
+    fig, axes = plt.subplots(len(kinds), len(source.classes), figsize=(2.1*len(source.classes), 2.25*len(kinds)), squeeze=False)
+    train = source.idx('train')
+    for r, kind in enumerate(kinds):
+        for c, name in enumerate(source.classes):
+            ax = axes[r, c]; ax.axis('off')
+            pick = [i for i in train if source.labels[i] == c and (kind is None or types[i] == kind)]
+            if not pick: continue
+            img = np.asarray(Image.open(files[pick[0]])) if files is not None else source.images[pick[0]]
+            ax.imshow(img, cmap='gray'); ax.set_title(f"{name}" + (f" ({kind})" if kind else ''), fontsize=8)
+    fig.tight_layout()
+    return save(fig, path)

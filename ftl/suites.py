@@ -241,11 +241,37 @@ def _resolution_outputs(study, df):
 
 @register('resolution', outputs=_resolution_outputs)
 def resolution(study: Study) -> list:
-    "Which image size: the best configuration so far (by validation) at 84 to 224 px, one seed, the whole one-cycle schedule"
-    best = best_record(study)
-    arch, strategy = (study.arch or best.config['arch']), best.config['strategy']
-    return [study.config(arch=arch, strategy=strategy, augment=RESOLUTION['augment'], size=s, epochs=RESOLUTION['epochs'],
-                         patience=RESOLUTION['epochs'], seed=0) for s in RESOLUTION['sizes']]
+    "Which image size: the quick study's best configuration (by validation) at 84 to 224 px, one seed, the whole one-cycle schedule"
+    quick = replace(study, preset='quick', fixed={})
+    best = best_record(quick)
+    return [quick.config(arch=best.config['arch'], strategy=best.config['strategy'], augment=RESOLUTION['augment'], size=s,
+                         epochs=RESOLUTION['epochs'], patience=RESOLUTION['epochs'], seed=0) for s in RESOLUTION['sizes']]
+
+def _imbalance_outputs(study, df):
+    tables.write_table(tables.seed_summary(df, ['arch', 'strategy', 'augment', 'class_weights', 'size']), study.layout.results/'imbalance_table')
+
+@register('imbalance', outputs=_imbalance_outputs)
+def imbalance(study: Study) -> list:
+    "Class imbalance: the best strategies configuration (by validation) with and without a class-weighted loss, every seed"
+    best = best_record(study, suites=('strategies',))
+    return [replace(Config(**best.config), class_weights=w, seed=s).validate() for w in (False, True) for s in study.seeds]
+
+HEADLINE = dict(size=224, datasets=('elpv', 'elpv-binary'), tta=True)  # the native cells are 300 px
+
+def _headline_outputs(study, df):
+    cols = ['dataset', 'arch', 'strategy', 'augment', 'class_weights', 'size', 'epochs', 'valid_accuracy', 'valid_macro_f1',
+            'test_accuracy', 'test_macro_f1', 'tta_accuracy', 'tta_macro_f1', 'train_seconds']
+    tables.write_table(df[cols], study.layout.results/'headline_table')
+
+@register('headline', export=True, outputs=_headline_outputs)
+def headline(study: Study) -> list:
+    "The headline model: the best recipe on validation (strategies, imbalance), trained once at full resolution, tested with and without TTA"
+    best = max([best_record(study, suites=(s,)) for s in ('strategies', 'imbalance') if suite_records(s, study)],
+               key=lambda r: (r.best['macro_f1'], r.key), default=None)
+    if best is None: raise UserError(f"No strategies records for preset {study.preset!r}: run --suite strategies first")
+    m = get_arch(best.config['arch']).size_multiple
+    return [replace(Config(**best.config), dataset=d, size=int(round(HEADLINE['size']/m))*m, tta=HEADLINE['tta'], seed=0).validate()
+            for d in HEADLINE['datasets']]
 
 @register('benchmark', kind='study')
 def benchmark(study: Study):
@@ -256,10 +282,11 @@ def benchmark(study: Study):
 
 @register('analysis', kind='study')
 def analysis(study: Study):
-    "Where and why the best model (by validation macro-F1) fails on the test split, from the learner exported when it was trained"
+    "Where and why the headline model (else the best by validation macro-F1) fails on the test split, from its exported learner"
     from .analysis import analyse
     lay = study.layout
-    rec = best_record(study)
+    heads = [r for r in suite_records('headline', study) if r.config['dataset'] == study.dataset] if study.preset != 'quick' else []
+    rec = heads[0] if heads else best_record(study)
     out = check_writable(lay.results/'analysis')
     model, tag = out/'model.pkl', out/'model.json'
     shipped = model.exists() and tag.exists() and json.loads(tag.read_text()).get('key') == rec.key
@@ -282,12 +309,23 @@ def analysis(study: Study):
 
 @register('report', kind='study')
 def report(study: Study):
-    "The PDF report (at most 10 pages) from the committed records, tables and figures"
+    "The PDF report (at most 10 pages) from the committed records, tables and figures; its claims checked against them"
+    from .findings import values
     from .report import build_report
-    print(f"report: {build_report(study.layout)}")
+    from .data import load_source
+    frames = {n: records_frame(suite_records(n, study)) for n, s in SUITES.items() if s.configs and n != 'smoke'}
+    if study.preset != 'quick':  # the quick look's resolution runs are the study's evidence for its size
+        frames['resolution'] = records_frame(suite_records('resolution', study))
+    source = load_source(study.dataset, 32)
+    figures.class_examples(source, study.layout.figures/'class_examples')
+    v = values(frames, study.layout.results, source, PRESETS, study.preset)
+    print(f"report: {build_report(v, study.layout.figures, study.layout.report)} ({sum(c['holds'] for c in v['claims'])} claims checked)")
 
 def run(name: str, study: Study):
     "Run suite `name` (a training suite or a study of finished work)"
     suite = SUITES[name]
     if suite.configs: return run_suite(suite, study)
     return suite.study(study)
+
+ORDER = ['smoke', 'resolution', 'architectures', 'strategies', 'imbalance', 'data-efficiency', 'headline', 'benchmark', 'analysis', 'report']
+SUITES = {name: SUITES[name] for name in ORDER}  # the study's reading order: the CLI's choices and `all` follow it

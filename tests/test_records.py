@@ -31,20 +31,22 @@ def test_migration_of_a_schema_1_record_matches_the_committed_one(tmp_path):
     subprocess.run([sys.executable, 'tools/migrate_records.py', str(tmp_path)], cwd=ROOT, check=True, capture_output=True)
     assert read_records(tmp_path)[0] == new  # idempotent
 
-def test_every_table_is_built_from_the_one_frame(monkeypatch):
-    built = []
+def test_every_table_is_built_from_the_one_frame(monkeypatch, tmp_path):
     real = records_frame
-    def spy(recs): df = real(recs); built.append(len(df)); return df
-    monkeypatch.setattr(suites, 'records_frame', spy)
+    def tagged(recs): df = real(recs); df.attrs['from'] = 'records_frame'; return df
+    monkeypatch.setattr(suites, 'records_frame', tagged)
+    inputs = {}
+    for name in ('architecture_table', 'strategy_table', 'efficiency_table', 'hyperparameter_table', 'crossing'):
+        fn = getattr(tables, name)
+        monkeypatch.setattr(tables, name, lambda df, *a, _fn=fn, _n=name, **k: inputs.setdefault(_n, []).append(df.attrs.get('from')) or _fn(df, *a, **k))
     written = {}
     monkeypatch.setattr(tables, 'write_table', lambda df, path: written.setdefault(Path(path).name, df))
     monkeypatch.setattr(suites.figures, 'training_curves', lambda *a, **k: None)
     monkeypatch.setattr(suites.figures, 'efficiency_plot', lambda *a, **k: None)
-    import tempfile
-    with tempfile.TemporaryDirectory() as tmp:
-        shutil.copytree(ROOT/'results', Path(tmp)/'results')
-        st = suites.Study(results=str(Path(tmp)/'results'))
-        for name in ('architectures', 'strategies', 'data-efficiency'): suites.write_outputs(suites.SUITES[name], st)
+    shutil.copytree(ROOT/'results', tmp_path/'results')
+    st = suites.Study(results=str(tmp_path/'results'))
+    for name in ('architectures', 'strategies', 'data-efficiency'): suites.write_outputs(suites.SUITES[name], st)
     assert {'architectures_table', 'strategies_table', 'data_efficiency_table', 'hyperparameters'} <= set(written)
-    assert len(built) == 6  # each suite: its own frame, then the frame of every experiment for the hyperparameters
+    assert set(inputs) == {'architecture_table', 'strategy_table', 'efficiency_table', 'hyperparameter_table', 'crossing'}
+    assert all(v == 'records_frame' for calls in inputs.values() for v in calls)  # every table from the one frame
     assert written['data_efficiency_table'].test_macro_f1_mean.dtype == float  # numbers stay numbers until written
