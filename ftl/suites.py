@@ -285,7 +285,7 @@ def analysis(study: Study):
     "Where and why the headline model (else the best by validation macro-F1) fails on the test split, from its exported learner"
     from .analysis import analyse
     lay = study.layout
-    heads = [r for r in suite_records('headline', study) if r.config['dataset'] == study.dataset] if study.preset != 'quick' else []
+    heads = [r for r in suite_records('headline', study) if r.config['dataset'] == study.dataset]
     rec = heads[0] if heads else best_record(study)
     out = check_writable(lay.results/'analysis')
     model, tag = out/'model.pkl', out/'model.json'
