@@ -11,6 +11,7 @@ from sklearn.model_selection import train_test_split
 from fastai.vision.all import (DataBlock, TransformBlock, CategoryBlock, IntToFloatTensor, Normalize, TensorImage, Transform,
                                ItemGetter, get_image_files, imagenet_stats)
 from .errors import DataError, DatasetMissing
+from .files import cache_dir, write_atomic
 
 __all__ = ['Source', 'load_source', 'dataset_id', 'check_dataset_name', 'cache_dir', 'stratified_split', 'subset_indices',
            'StratifiedSubsetSplitter', 'decode_image', 'ImageInput', 'source_items', 'make_datablock', 'make_dls',
@@ -21,12 +22,6 @@ ELPV_CLASSES = ['functional', 'possibly-defective', 'likely-defective', 'defecti
 SOURCES = "'elpv', 'elpv-binary', 'medmnist:<flag>' (e.g. medmnist:pathmnist), 'folder:<path>', 'synthetic'"
 DECODER = 'd2'  # version of `decode_image`, part of every decoded-array cache key
 GRAY_MODES = ('1', 'L', 'LA', 'I', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'F')
-
-def cache_dir(*sub) -> Path:
-    "ftl's cache folder (`$FTL_CACHE`, default `~/.cache/ftl`), created on demand"
-    p = Path(os.environ.get('FTL_CACHE', Path.home()/'.cache'/'ftl')).expanduser().joinpath(*sub)
-    p.mkdir(parents=True, exist_ok=True)
-    return p
 
 @dataclass
 class Source:
@@ -116,8 +111,7 @@ def _cached(key, build):
     if fn.exists():
         with np.load(fn, allow_pickle=False) as z: return {k: z[k] for k in z.files}
     arrays = build()
-    tmp = fn.with_suffix(f'.tmp{os.getpid()}.npz')
-    np.savez(tmp, **arrays); os.replace(tmp, fn)
+    write_atomic(fn, lambda tmp: np.savez(tmp, **arrays))
     return arrays
 
 def _elpv(size, binary=False):

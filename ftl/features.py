@@ -4,7 +4,8 @@ import hashlib, os
 import numpy as np, torch
 from torch import nn
 from fastai.vision.all import DataLoaders, DataLoader, Learner, CrossEntropyLossFlat
-from .data import cache_dir, source_items
+from .data import source_items
+from .files import cache_dir, write_atomic
 
 __all__ = ['cached_path_applies', 'feature_key', 'pooled_features', 'backbone_features', 'cached_features', 'feature_learner']
 
@@ -38,7 +39,7 @@ def cached_features(arch, weights_id, size, source, make_learner) -> tuple:
     fn = cache_dir('features')/f'{arch}-{feature_key(arch, weights_id, size, source)}.npy'
     if fn.exists(): return np.load(fn), True
     feats = backbone_features(make_learner(), source)
-    tmp = fn.with_suffix(f'.tmp{os.getpid()}.npy'); np.save(tmp, feats); os.replace(tmp, fn)
+    write_atomic(fn, lambda tmp: np.save(tmp, feats))
     return feats, False
 
 def _dl(x, y, bs, shuffle, device):

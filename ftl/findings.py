@@ -15,6 +15,23 @@ def num(x, digits=3) -> str:
     if x is None or (isinstance(x, float) and np.isnan(x)): return '—'
     return f'{int(x):,}' if float(x).is_integer() and abs(x) >= 1 else f'{x:.{digits}f}'
 
+def title(arch) -> str:
+    "An architecture as a reader knows it (MobileNetV2), not by its registry name"
+    from .models import get_arch
+    return get_arch(arch).title or arch
+
+HYPER_NAMES = dict(wd='weight decay', sqr_mom='β2', mom='β1', eps='ε')
+MONITOR_NAMES = dict(valid_loss='validation loss', macro_f1='validation macro-F1', accuracy='validation accuracy', last='final epoch')
+
+def words(text: str) -> str:
+    "Monitor names in a table cell as words"
+    for k, w in MONITOR_NAMES.items(): text = text.replace(k, w)
+    return text
+
+def optimizer_words(opt: str, hypers: dict) -> str:
+    "An optimizer and its settings in words"
+    return f"{opt} (" + ', '.join(f'{HYPER_NAMES.get(k, k)} {v:.3g}' for k, v in hypers.items()) + ')'
+
 def pct(x, digits=1) -> str: return '—' if x is None or np.isnan(x) else f'{100*x:.{digits}f} %'
 
 def pm(mean, std, digits=3) -> str: return num(mean, digits) + (f' ± {std:.{digits}f}' if pd.notna(std) else '')
@@ -73,8 +90,12 @@ def _(v): return v['raw']['ordinal']['adjacent_share'] > 0.5
 
 # --- the values the report typesets -----------------------------------------------------------------------------------------
 
-def _mean_rows(df, by, metrics=tables.METRICS):
-    return tables.seed_summary(df, by, metrics) if len(df) else pd.DataFrame()
+def _native_size(source) -> int:
+    "The width of the dataset's images as stored (before ftl resizes them)"
+    from PIL import Image
+    files = source.info.get('files')
+    if files is None: return source.images.shape[1]
+    with Image.open(files[0]) as im: return im.size[0]
 
 def values(frames: dict, results, source, presets: dict, preset: str) -> dict:
     "Everything the report prints, formatted, plus the raw numbers its claims check (`raw`)"
@@ -87,7 +108,7 @@ def values(frames: dict, results, source, presets: dict, preset: str) -> dict:
     counts, split = source.counts(), {s: int((source.split == s).sum()) for s in ('train', 'valid', 'test')}
     v['data'] = dict(n=num(len(source.labels)), classes=source.classes, counts={k: num(c) for k, c in counts.items()},
                      split={k: num(n) for k, n in split.items()}, split_fracs=[pct(f, 0) for f in source.info.get('split_fracs', ())],
-                     mono=num(int((source.info.get('cell_type', np.array([])) == 'mono').sum())),
+                     native_px=num(_native_size(source)), mono=num(int((source.info.get('cell_type', np.array([])) == 'mono').sum())),
                      poly=num(int((source.info.get('cell_type', np.array([])) == 'poly').sum())))
     p = presets[preset]
     v['preset'] = dict(name=preset, size=num(p['size']), epochs=num(p['epochs']), patience=num(p['patience']), bs=num(p['bs']),
@@ -95,7 +116,7 @@ def values(frames: dict, results, source, presets: dict, preset: str) -> dict:
     if len(a := frames.get('architectures', pd.DataFrame())):
         t = tables.architecture_table(a, cost_table(results/'benchmark'))
         lat = sorted(c for c in t.columns if c.startswith('cpu_ms_'))
-        cols = {'architecture': lambda r: r.arch, 'family': lambda r: r.family, 'pretraining': lambda r: r.pretraining,
+        cols = {'architecture': lambda r: title(r.arch), 'family': lambda r: r.family, 'pretraining': lambda r: r.pretraining,
                 'seeds': lambda r: num(r.seeds), 'test accuracy': lambda r: pm(r.test_accuracy_mean, r.test_accuracy_std),
                 'test macro-F1': lambda r: pm(r.test_macro_f1_mean, r.test_macro_f1_std),
                 'valid macro-F1': lambda r: pm(r.valid_macro_f1_mean, r.valid_macro_f1_std),
@@ -103,7 +124,7 @@ def values(frames: dict, results, source, presets: dict, preset: str) -> dict:
         cols.update({f"CPU ms @{c.split('_')[2]}": (lambda r, c=c: num(r[c], 1)) for c in lat})
         v['architectures'] = table(t, cols)
         best = t.loc[t.valid_macro_f1_mean.idxmax()]
-        v['best_arch'] = dict(name=best.arch, valid_f1=num(best.valid_macro_f1_mean), test_f1=num(best.test_macro_f1_mean))
+        v['best_arch'] = dict(name=title(best.arch), valid_f1=num(best.valid_macro_f1_mean), test_f1=num(best.test_macro_f1_mean))
     if len(s := frames.get('strategies', pd.DataFrame())):
         t = tables.strategy_table(s)
         v['strategies'] = table(t, {'strategy': lambda r: r.strategy, 'augmentation': lambda r: r.augment, 'seeds': lambda r: num(r.seeds),
@@ -115,7 +136,7 @@ def values(frames: dict, results, source, presets: dict, preset: str) -> dict:
                                     'minutes': lambda r: num(r.train_min, 1)})
         best = t.loc[t.valid_macro_f1_mean.idxmax()]
         v['best_strategy'] = dict(name=best.strategy, augment=best.augment, valid_f1=num(best.valid_macro_f1_mean),
-                                  test_f1=num(best.test_macro_f1_mean), arch=best.arch)
+                                  test_f1=num(best.test_macro_f1_mean), arch=title(best.arch))
         on, off = (t[t.augment == a].set_index('strategy').test_macro_f1_mean for a in (p['augment_arms'][1], 'none'))
         d = (on - off).dropna()
         v['augment_effect'] = dict(mean=f'{d.mean():+.3f}', helped=num(int((d > 0).sum())), of=num(len(d)), arm=p['augment_arms'][1])
@@ -141,7 +162,7 @@ def values(frames: dict, results, source, presets: dict, preset: str) -> dict:
                                  hi=pct(c['hi95'], 0), level=num(c['level'])) for m, c in cross.items()}
         raw['baseline'] = majority_baseline(e.record.iloc[0].test)
         v['baseline'] = {k: num(x) for k, x in raw['baseline'].items()}
-        v['efficiency_arch'] = e.arch.iloc[0]
+        v['efficiency_arch'], v['efficiency_seeds'] = title(e.arch.iloc[0]), num(int(t.seeds.max()))
     if len(r := frames.get('resolution', pd.DataFrame())):
         t = tables.seed_summary(r, ['size'], ('valid_accuracy', 'valid_macro_f1', 'test_accuracy', 'test_macro_f1')).sort_values('size')
         raw['resolution'] = [dict(size=int(x.size), valid_macro_f1=x.valid_macro_f1_mean) for _, x in t.iterrows()]
@@ -152,13 +173,14 @@ def values(frames: dict, results, source, presets: dict, preset: str) -> dict:
         v['selection'] = table(sel.pivot_table(index='size', columns='rule', values='valid_macro_f1').reset_index(),
                                {'size (px)': lambda x: num(x['size']), 'valid loss': lambda x: num(x['valid_loss']),
                                 'valid macro-F1 (optimistic)': lambda x: num(x['macro_f1']), 'last epoch': lambda x: num(x['last'])})
-        v['resolution_setup'] = dict(arch=r.arch.iloc[0], strategy=r.strategy.iloc[0], augment=r.augment.iloc[0], epochs=num(r.epochs.iloc[0]))
+        v['resolution_setup'] = dict(arch=title(r.arch.iloc[0]), strategy=r.strategy.iloc[0], augment=r.augment.iloc[0], epochs=num(r.epochs.iloc[0]))
     an = results/'analysis'
     if (an/'summary.json').exists():
         s = json.loads((an/'summary.json').read_text())
         pc = pd.read_csv(an/'per_class.csv')
         raw['worst_class'] = pc.loc[pc.f1.idxmin(), 'class']; raw['ordinal'] = s['ordinal']
-        v['analysis'] = dict(model=s['model'], probe=s['probe'], issues={k: num(n) for k, n in s['label_issues'].items()},
+        m = next((r for f in frames.values() if len(f) for r in f.record if r.key == s['model']), None)
+        v['analysis'] = dict(model=(f"{title(m.config['arch'])}, {m.config['strategy']}, {m.config['size']} px" if m else 'the analysed model'), probe=s['probe'], issues={k: num(n) for k, n in s['label_issues'].items()},
                              images={k: num(n) for k, n in s['images'].items()}, test_errors=num(s['test_errors']),
                              flagged=num(s['test_errors_flagged']), categories={k: num(n) for k, n in s['categories'].items()},
                              ordinal={k: (pct(x) if k.endswith('share') else x if isinstance(x, str) else num(x)) for k, x in s['ordinal'].items()},
@@ -172,12 +194,13 @@ def values(frames: dict, results, source, presets: dict, preset: str) -> dict:
     every = pd.concat([f for f in frames.values() if len(f)], ignore_index=True) if any(len(f) for f in frames.values()) else pd.DataFrame()
     if len(every):
         h = tables.hyperparameter_table(every)
-        v['hyper'] = table(h, {'arch': lambda x: x.arch, 'init': lambda x: x.init, 'strategy': lambda x: x.strategy,
+        v['hyper'] = table(h, {'architecture': lambda x: title(x.arch), 'init': lambda x: x.init, 'strategy': lambda x: x.strategy,
                                'data': lambda x: pct(x.fraction, 0), 'px': lambda x: num(x['size']), 'epochs': lambda x: num(x.epochs),
                                'schedule (peak lr per group, early to head)': lambda x: x.schedule.replace('stage ', 'S'),
-                               'early stopping': lambda x: x.early_stopping, 'augmentation': lambda x: x.augmentation,
+                               'early stopping': lambda x: words(x.early_stopping), 'augmentation': lambda x: x.augmentation,
                                'seeds': lambda x: x.seeds})
-        v['hyper_common'] = dict(optimizer=h.optimizer.iloc[0], batch=num(h.batch_size.iloc[0]), head=h['head'].iloc[0])
+        r0 = every.record.iloc[0].hyperparams
+        v['hyper_common'] = dict(optimizer=optimizer_words(r0['optimizer'], r0['opt_hypers']), batch=num(h.batch_size.iloc[0]), head=h['head'].iloc[0])
     v['raw'] = raw
     v['claims'] = check_claims(v)
     return v

