@@ -2,6 +2,7 @@
 which labels are suspect on evidence independent of the model (cleanlab over another backbone's cross-validated
 probabilities), how wrong each error is (ordinal distance between defect levels), and a failure category per error"""
 from __future__ import annotations
+import json
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from scipy import ndimage
@@ -9,7 +10,8 @@ from fastcore.basics import patch
 from fastai.vision.all import ClassificationInterpretation, load_learner
 from .data import load_source, labelled_test_dl, source_items
 
-__all__ = ['interpret', 'cam_target', 'class_activation_maps', 'out_of_sample_probs', 'label_issues', 'ordinal_errors',
+__all__ = ['interpret', 'cam_target', 'class_activation_maps', 'out_of_sample_probs', 'label_issues', 'suspect_labels', 'ordinal_errors',
+           'error_gallery', 'probe_features',
            'image_quality', 'error_evidence', 'categorize', 'failure_table', 'per_class_table', 'analyse', 'CATEGORIES', 'RULES',
            'THRESHOLDS']
 
@@ -183,13 +185,7 @@ def analyse(model_path, record, out_dir, figs_dir, n_errors=12, probe_arch=None,
     figures.confusion(record.test, figs/'confusion_best', title)
     write_table(per_class_table(record.test), out/'per_class')
     pd.DataFrame(interp.most_confused(), columns=['true', 'predicted', 'count']).to_csv(out/'most_confused.csv', index=False)
-    # suspect labels: another backbone's features, cross-validated probabilities for every image, cleanlab
-    probe_arch = probe_arch or next(a for a in ('vit_small_dinov2', 'efficientnet_lite0') if a != cfg['arch'])
-    feats = probe_features(cfg['dataset'], probe_arch, probe_size)
-    probs = out_of_sample_probs(feats, src.labels)
-    issues = label_issues(src.labels, probs)
-    ids = src.info.get('ids', np.arange(len(src.labels)).astype(str))
-    pd.DataFrame(dict(image_id=ids, split=src.split, label=[src.classes[l] for l in src.labels], **issues)).to_csv(out/'label_issues.csv', index=False)
+    issues = suspect_labels(src, cfg['dataset'], probe_arch or next(a for a in ('vit_small_dinov2', 'efficientnet_lite0') if a != cfg['arch']), probe_size, out)
     errors = failure_table(interp, issues, n_errors)
     commentary = out/'commentary.csv'  # written by a person who looked at each image with its heatmaps, keyed by image id
     if commentary.exists():
@@ -198,24 +194,36 @@ def analyse(model_path, record, out_dir, figs_dir, n_errors=12, probe_arch=None,
     errors.drop(columns=['test_pos']).to_csv(out/'errors.csv', index=False)
     test_wrong = (interp.preds.argmax(1) != interp.targs).numpy()
     test_issue = issues.label_issue.values[src.idx('test')]
-    summary = dict(model=record.key, probe=f'{probe_arch} at {probe_size} px, {THRESHOLDS["folds"]}-fold logistic regression',
+    summary = dict(model=record.key, probe=issues.attrs['probe'],
                    label_issues={s: int(issues.label_issue[src.split == s].sum()) for s in ('train', 'valid', 'test')},
                    images={s: int((src.split == s).sum()) for s in ('train', 'valid', 'test')},
                    test_errors=int(test_wrong.sum()), test_errors_flagged=int((test_wrong & test_issue).sum()),
                    selected_errors_flagged=int(errors.label_issue.sum()), categories=errors.category.value_counts().to_dict(),
                    ordinal=ordinal_errors(record.test['confusion'], record.test['classes']), rules=RULES)
-    (out/'summary.json').write_text(__import__('json').dumps(summary, indent=1))
-    # where the model looked: Grad-CAM of the true and the predicted class, drawn on the full-resolution cell
-    test_i = src.idx('test')[errors.test_pos]
-    x = _batch(interp.learn, src.images[test_i])
-    vocab = list(interp.vocab)
-    maps = {k: class_activation_maps(interp.learn.model, x, [vocab.index(c) for c in errors[k]]) for k in ('true', 'pred')}
-    figures.error_gallery(errors, [_full_resolution(src, i) for i in test_i], figs/'error_gallery', maps,
-                          title=f'Misclassified test cells by failure category ({title})')
+    (out/'summary.json').write_text(json.dumps(summary, indent=1))
+    error_gallery(interp, errors, figs/'error_gallery', title=f'Misclassified test cells by failure category ({title})')
     interp.plot_top_losses(9, figsize=(9, 9))
     import matplotlib.pyplot as plt
     figures.save(plt.gcf(), figs/'top_losses')
     return dict(record=record, errors=errors, interp=interp, reloaded_accuracy=acc, summary=summary)
+
+def suspect_labels(source, dataset, probe_arch, probe_size, out) -> pd.DataFrame:
+    "cleanlab's label issues for every image, from `probe_arch`'s cross-validated probabilities; written to out/label_issues.csv"
+    issues = label_issues(source.labels, out_of_sample_probs(probe_features(dataset, probe_arch, probe_size), source.labels))
+    ids = source.info.get('ids', np.arange(len(source.labels)).astype(str))
+    pd.DataFrame(dict(image_id=ids, split=source.split, label=[source.classes[l] for l in source.labels], **issues)).to_csv(
+        Path(out)/'label_issues.csv', index=False)
+    issues.attrs['probe'] = f'{probe_arch} at {probe_size} px, {THRESHOLDS["folds"]}-fold logistic regression'
+    return issues
+
+def error_gallery(interp, errors, path, title=''):
+    "The errors at full resolution with Grad-CAM of their true and predicted class (the maps computed at the model's input)"
+    from . import figures
+    src, vocab = interp.source, list(interp.vocab)
+    test_i = src.idx('test')[errors.test_pos]
+    x = _batch(interp.learn, src.images[test_i])
+    maps = {k: class_activation_maps(interp.learn.model, x, [vocab.index(c) for c in errors[k]]) for k in ('true', 'pred')}
+    return figures.error_gallery(errors, [_full_resolution(src, i) for i in test_i], path, maps, title=title)
 
 def probe_features(dataset, arch, size) -> np.ndarray:
     "Pooled features of every image from the pretrained backbone `arch` (cached): the independent embedding"

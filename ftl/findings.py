@@ -3,10 +3,14 @@ A claim is a sentence of the report with the comparison that makes it true; the 
 from __future__ import annotations
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 import numpy as np, pandas as pd
 from . import tables
 from .errors import UserError
+from .benchmark import cost_table
+from .evaluate import majority_baseline
+from .analysis import RULES
 
 __all__ = ['num', 'pct', 'table', 'Claim', 'ClaimFailed', 'check_claims', 'CLAIMS']
 
@@ -97,12 +101,126 @@ def _native_size(source) -> int:
     if files is None: return source.images.shape[1]
     with Image.open(files[0]) as im: return im.size[0]
 
+def _architectures(v, raw, frames, results, p):
+    "Which backbone: accuracy and cost in one table"
+    a = frames.get('architectures', pd.DataFrame())
+    if not len(a): return
+    t = tables.architecture_table(a, cost_table(results/'benchmark'))
+    lat = sorted(c for c in t.columns if c.startswith('cpu_ms_'))
+    cols = {'architecture': lambda r: title(r.arch), 'family': lambda r: r.family, 'pretraining': lambda r: r.pretraining,
+            'seeds': lambda r: num(r.seeds), 'test accuracy': lambda r: pm(r.test_accuracy_mean, r.test_accuracy_std),
+            'test macro-F1': lambda r: pm(r.test_macro_f1_mean, r.test_macro_f1_std),
+            'valid macro-F1': lambda r: pm(r.valid_macro_f1_mean, r.valid_macro_f1_std),
+            'params (M)': lambda r: num(r.params_M, 2), 'MB': lambda r: num(r.size_mb, 1)}
+    cols.update({f"CPU ms @{c.split('_')[2]}": (lambda r, c=c: num(r[c], 1)) for c in lat})
+    v['architectures'] = table(t, cols)
+    best = t.loc[t.valid_macro_f1_mean.idxmax()]
+    v['best_arch'] = dict(name=title(best.arch), valid_f1=num(best.valid_macro_f1_mean), test_f1=num(best.test_macro_f1_mean))
+
+
+def _strategies(v, raw, frames, results, p):
+    "Which way of fine-tuning, augmentation, overfitting"
+    s = frames.get('strategies', pd.DataFrame())
+    if not len(s): return
+    t = tables.strategy_table(s)
+    v['strategies'] = table(t, {'strategy': lambda r: r.strategy, 'augmentation': lambda r: r.augment, 'seeds': lambda r: num(r.seeds),
+                                'test accuracy': lambda r: pm(r.test_accuracy_mean, r.test_accuracy_std),
+                                'test macro-F1': lambda r: pm(r.test_macro_f1_mean, r.test_macro_f1_std),
+                                'valid macro-F1': lambda r: pm(r.valid_macro_f1_mean, r.valid_macro_f1_std),
+                                'best / run epochs': lambda r: f'{num(r.best_epoch, 1)} / {num(r.epochs_run, 1)}',
+                                'loss gap best / last': lambda r: f'{r.gap_best:.2f} / {r.gap_last:.2f}',
+                                'minutes': lambda r: num(r.train_min, 1)})
+    best = t.loc[t.valid_macro_f1_mean.idxmax()]
+    v['best_strategy'] = dict(name=best.strategy, augment=best.augment, valid_f1=num(best.valid_macro_f1_mean),
+                              test_f1=num(best.test_macro_f1_mean), arch=title(best.arch))
+    on, off = (t[t.augment == a].set_index('strategy').test_macro_f1_mean for a in (p['augment_arms'][1], 'none'))
+    d = (on - off).dropna()
+    v['augment_effect'] = dict(mean=f'{d.mean():+.3f}', helped=num(int((d > 0).sum())), of=num(len(d)), arm=p['augment_arms'][1])
+    fe, full = (t[(t.strategy == n) & (t.augment == 'none')].test_macro_f1_mean for n in ('feature-extraction', 'full-finetune'))
+    raw['probe_gap'] = float(full.iloc[0] - fe.iloc[0]) if len(fe) and len(full) else np.nan
+    v['probe_gap'] = f"{raw['probe_gap']:+.3f}"
+    v['overfit'] = dict(runs=num(int(s.valid_up_train_down.sum())), of=num(len(s)))
+
+
+def _efficiency(v, raw, frames, results, p):
+    "How much labelled data: pretrained vs scratch, the crossing, the majority baseline"
+    e = frames.get('data-efficiency', pd.DataFrame())
+    if not len(e): return
+    t = tables.efficiency_table(e)
+    v['efficiency'] = table(t, {'fraction': lambda r: pct(r.fraction, 0), 'init': lambda r: r.init, 'images': lambda r: num(r.n_train),
+                                'smallest class': lambda r: num(r.n_min_class), 'epochs': lambda r: num(r.epochs),
+                                'test accuracy': lambda r: pm(r.test_accuracy_mean, r.test_accuracy_std),
+                                'test macro-F1': lambda r: pm(r.test_macro_f1_mean, r.test_macro_f1_std),
+                                'macro-F1 gain [95 % CI]': lambda r: '' if np.isnan(r.test_macro_f1_diff) else
+                                f'{r.test_macro_f1_diff:+.3f} [{r.test_macro_f1_diff_lo95:+.3f}, {r.test_macro_f1_diff_hi95:+.3f}]'})
+    pt = t[t.init == 'pretrained'].set_index('fraction')
+    raw['efficiency_f1_diff_10'] = tuple(pt.loc[0.1, [f'test_macro_f1_diff{s}' for s in ('', '_lo95', '_hi95')]])
+    zero = [pct(f, 0) for f, r in pt.iterrows() if r.test_macro_f1_diff_lo95 <= 0 <= r.test_macro_f1_diff_hi95]
+    v['efficiency_zero'] = zero
+    cross = {m: tables.crossing(e, m) for m in ('test_accuracy', 'test_macro_f1')}
+    raw['crossing_f1'] = cross['test_macro_f1']['fraction']
+    v['crossing'] = {m: dict(fraction=pct(c['fraction'], 0), images=num(round(c['fraction']*pt.n_train.max())), lo=pct(c['lo95'], 0),
+                             hi=pct(c['hi95'], 0), level=num(c['level'])) for m, c in cross.items()}
+    raw['baseline'] = majority_baseline(e.record.iloc[0].test)
+    v['baseline'] = {k: num(x) for k, x in raw['baseline'].items()}
+    v['efficiency_arch'], v['efficiency_seeds'] = title(e.arch.iloc[0]), num(int(t.seeds.max()))
+
+
+def _resolution(v, raw, frames, results, p):
+    "Which image size, and which epoch to restore"
+    r = frames.get('resolution', pd.DataFrame())
+    if not len(r): return
+    t = tables.seed_summary(r, ['size'], ('valid_accuracy', 'valid_macro_f1', 'test_accuracy', 'test_macro_f1')).sort_values('size')
+    raw['resolution'] = [dict(size=int(x.size), valid_macro_f1=x.valid_macro_f1_mean) for _, x in t.iterrows()]
+    v['resolution'] = table(t, {'size (px)': lambda x: num(x['size']), 'valid accuracy': lambda x: num(x.valid_accuracy_mean),
+                                'valid macro-F1': lambda x: num(x.valid_macro_f1_mean), 'test accuracy': lambda x: num(x.test_accuracy_mean),
+                                'test macro-F1': lambda x: num(x.test_macro_f1_mean), 'minutes': lambda x: num(x.train_min, 1)})
+    sel = tables.selection_table(r)
+    v['selection'] = table(sel.pivot_table(index='size', columns='rule', values='valid_macro_f1').reset_index(),
+                           {'size (px)': lambda x: num(x['size']), 'valid loss': lambda x: num(x['valid_loss']),
+                            'valid macro-F1 (optimistic)': lambda x: num(x['macro_f1']), 'last epoch': lambda x: num(x['last'])})
+    v['resolution_setup'] = dict(arch=title(r.arch.iloc[0]), strategy=r.strategy.iloc[0], augment=r.augment.iloc[0], epochs=num(r.epochs.iloc[0]))
+
+
+def _analysis(v, raw, frames, results, p):
+    "Where and why the analysed model fails"
+    an = results/'analysis'
+    if not (an/'summary.json').exists(): return
+    s = json.loads((an/'summary.json').read_text())
+    pc = pd.read_csv(an/'per_class.csv')
+    raw['worst_class'] = pc.loc[pc.f1.idxmin(), 'class']; raw['ordinal'] = s['ordinal']
+    m = next((r for f in frames.values() if len(f) for r in f.record if r.key == s['model']), None)
+    v['analysis'] = dict(model=(f"{title(m.config['arch'])}, {m.config['strategy']}, {m.config['size']} px" if m else 'the analysed model'), probe=s['probe'], issues={k: num(n) for k, n in s['label_issues'].items()},
+                         images={k: num(n) for k, n in s['images'].items()}, test_errors=num(s['test_errors']),
+                         flagged=num(s['test_errors_flagged']), categories={k: num(n) for k, n in s['categories'].items()},
+                         ordinal={k: (pct(x) if k.endswith('share') else x if isinstance(x, str) else num(x)) for k, x in s['ordinal'].items()},
+                         rules=RULES, worst=raw['worst_class'], best=pc.loc[pc.f1.idxmax(), 'class'])
+    v['per_class'] = table(pc, {'class': lambda x: x['class'], 'precision': lambda x: num(x.precision), 'recall': lambda x: num(x.recall),
+                                'F1': lambda x: num(x.f1), 'support': lambda x: num(x.support)})
+    err = pd.read_csv(an/'errors.csv', keep_default_na=False)
+    v['errors'] = table(err, {'cell': lambda x: x.image_id, 'true': lambda x: x.true, 'predicted': lambda x: x.pred,
+                              'confidence': lambda x: num(x.confidence, 2), 'category': lambda x: x.category,
+                              'what a person sees': lambda x: x.commentary})
+
+
+def _hyper(v, raw, frames, results, p):
+    "The hyperparameters of every experiment"
+    every = pd.concat([f for f in frames.values() if len(f)], ignore_index=True) if any(len(f) for f in frames.values()) else pd.DataFrame()
+    if not len(every): return
+    h = tables.hyperparameter_table(every)
+    v['hyper'] = table(h, {'architecture': lambda x: title(x.arch), 'init': lambda x: x.init, 'strategy': lambda x: x.strategy,
+                           'data': lambda x: pct(x.fraction, 0), 'px': lambda x: num(x['size']), 'epochs': lambda x: num(x.epochs),
+                           'schedule (peak lr per group, early to head)': lambda x: x.schedule.replace('stage ', 'S'),
+                           'early stopping': lambda x: words(x.early_stopping), 'augmentation': lambda x: x.augmentation,
+                           'seeds': lambda x: x.seeds})
+    r0 = every.record.iloc[0].hyperparams
+    v['hyper_common'] = dict(optimizer=optimizer_words(r0['optimizer'], r0['opt_hypers']), batch=num(h.batch_size.iloc[0]), head=h['head'].iloc[0])
+
+SECTIONS = [_architectures, _strategies, _efficiency, _resolution, _analysis, _hyper]  # the report's order
+
+
 def values(frames: dict, results, source, presets: dict, preset: str) -> dict:
     "Everything the report prints, formatted, plus the raw numbers its claims check (`raw`)"
-    from pathlib import Path
-    from .benchmark import cost_table
-    from .evaluate import majority_baseline
-    from .analysis import RULES
     results = Path(results)
     v, raw = {}, {}
     counts, split = source.counts(), {s: int((source.split == s).sum()) for s in ('train', 'valid', 'test')}
@@ -113,94 +231,7 @@ def values(frames: dict, results, source, presets: dict, preset: str) -> dict:
     p = presets[preset]
     v['preset'] = dict(name=preset, size=num(p['size']), epochs=num(p['epochs']), patience=num(p['patience']), bs=num(p['bs']),
                        seeds=num(len(p['seeds'])), augment_arms=list(p['augment_arms']))
-    if len(a := frames.get('architectures', pd.DataFrame())):
-        t = tables.architecture_table(a, cost_table(results/'benchmark'))
-        lat = sorted(c for c in t.columns if c.startswith('cpu_ms_'))
-        cols = {'architecture': lambda r: title(r.arch), 'family': lambda r: r.family, 'pretraining': lambda r: r.pretraining,
-                'seeds': lambda r: num(r.seeds), 'test accuracy': lambda r: pm(r.test_accuracy_mean, r.test_accuracy_std),
-                'test macro-F1': lambda r: pm(r.test_macro_f1_mean, r.test_macro_f1_std),
-                'valid macro-F1': lambda r: pm(r.valid_macro_f1_mean, r.valid_macro_f1_std),
-                'params (M)': lambda r: num(r.params_M, 2), 'MB': lambda r: num(r.size_mb, 1)}
-        cols.update({f"CPU ms @{c.split('_')[2]}": (lambda r, c=c: num(r[c], 1)) for c in lat})
-        v['architectures'] = table(t, cols)
-        best = t.loc[t.valid_macro_f1_mean.idxmax()]
-        v['best_arch'] = dict(name=title(best.arch), valid_f1=num(best.valid_macro_f1_mean), test_f1=num(best.test_macro_f1_mean))
-    if len(s := frames.get('strategies', pd.DataFrame())):
-        t = tables.strategy_table(s)
-        v['strategies'] = table(t, {'strategy': lambda r: r.strategy, 'augmentation': lambda r: r.augment, 'seeds': lambda r: num(r.seeds),
-                                    'test accuracy': lambda r: pm(r.test_accuracy_mean, r.test_accuracy_std),
-                                    'test macro-F1': lambda r: pm(r.test_macro_f1_mean, r.test_macro_f1_std),
-                                    'valid macro-F1': lambda r: pm(r.valid_macro_f1_mean, r.valid_macro_f1_std),
-                                    'best / run epochs': lambda r: f'{num(r.best_epoch, 1)} / {num(r.epochs_run, 1)}',
-                                    'loss gap best / last': lambda r: f'{r.gap_best:.2f} / {r.gap_last:.2f}',
-                                    'minutes': lambda r: num(r.train_min, 1)})
-        best = t.loc[t.valid_macro_f1_mean.idxmax()]
-        v['best_strategy'] = dict(name=best.strategy, augment=best.augment, valid_f1=num(best.valid_macro_f1_mean),
-                                  test_f1=num(best.test_macro_f1_mean), arch=title(best.arch))
-        on, off = (t[t.augment == a].set_index('strategy').test_macro_f1_mean for a in (p['augment_arms'][1], 'none'))
-        d = (on - off).dropna()
-        v['augment_effect'] = dict(mean=f'{d.mean():+.3f}', helped=num(int((d > 0).sum())), of=num(len(d)), arm=p['augment_arms'][1])
-        fe, full = (t[(t.strategy == n) & (t.augment == 'none')].test_macro_f1_mean for n in ('feature-extraction', 'full-finetune'))
-        raw['probe_gap'] = float(full.iloc[0] - fe.iloc[0]) if len(fe) and len(full) else np.nan
-        v['probe_gap'] = f"{raw['probe_gap']:+.3f}"
-        v['overfit'] = dict(runs=num(int(s.valid_up_train_down.sum())), of=num(len(s)))
-    if len(e := frames.get('data-efficiency', pd.DataFrame())):
-        t = tables.efficiency_table(e)
-        v['efficiency'] = table(t, {'fraction': lambda r: pct(r.fraction, 0), 'init': lambda r: r.init, 'images': lambda r: num(r.n_train),
-                                    'smallest class': lambda r: num(r.n_min_class), 'epochs': lambda r: num(r.epochs),
-                                    'test accuracy': lambda r: pm(r.test_accuracy_mean, r.test_accuracy_std),
-                                    'test macro-F1': lambda r: pm(r.test_macro_f1_mean, r.test_macro_f1_std),
-                                    'macro-F1 gain [95 % CI]': lambda r: '' if np.isnan(r.test_macro_f1_diff) else
-                                    f'{r.test_macro_f1_diff:+.3f} [{r.test_macro_f1_diff_lo95:+.3f}, {r.test_macro_f1_diff_hi95:+.3f}]'})
-        pt = t[t.init == 'pretrained'].set_index('fraction')
-        raw['efficiency_f1_diff_10'] = tuple(pt.loc[0.1, [f'test_macro_f1_diff{s}' for s in ('', '_lo95', '_hi95')]])
-        zero = [pct(f, 0) for f, r in pt.iterrows() if r.test_macro_f1_diff_lo95 <= 0 <= r.test_macro_f1_diff_hi95]
-        v['efficiency_zero'] = zero
-        cross = {m: tables.crossing(e, m) for m in ('test_accuracy', 'test_macro_f1')}
-        raw['crossing_f1'] = cross['test_macro_f1']['fraction']
-        v['crossing'] = {m: dict(fraction=pct(c['fraction'], 0), images=num(round(c['fraction']*pt.n_train.max())), lo=pct(c['lo95'], 0),
-                                 hi=pct(c['hi95'], 0), level=num(c['level'])) for m, c in cross.items()}
-        raw['baseline'] = majority_baseline(e.record.iloc[0].test)
-        v['baseline'] = {k: num(x) for k, x in raw['baseline'].items()}
-        v['efficiency_arch'], v['efficiency_seeds'] = title(e.arch.iloc[0]), num(int(t.seeds.max()))
-    if len(r := frames.get('resolution', pd.DataFrame())):
-        t = tables.seed_summary(r, ['size'], ('valid_accuracy', 'valid_macro_f1', 'test_accuracy', 'test_macro_f1')).sort_values('size')
-        raw['resolution'] = [dict(size=int(x.size), valid_macro_f1=x.valid_macro_f1_mean) for _, x in t.iterrows()]
-        v['resolution'] = table(t, {'size (px)': lambda x: num(x['size']), 'valid accuracy': lambda x: num(x.valid_accuracy_mean),
-                                    'valid macro-F1': lambda x: num(x.valid_macro_f1_mean), 'test accuracy': lambda x: num(x.test_accuracy_mean),
-                                    'test macro-F1': lambda x: num(x.test_macro_f1_mean), 'minutes': lambda x: num(x.train_min, 1)})
-        sel = tables.selection_table(r)
-        v['selection'] = table(sel.pivot_table(index='size', columns='rule', values='valid_macro_f1').reset_index(),
-                               {'size (px)': lambda x: num(x['size']), 'valid loss': lambda x: num(x['valid_loss']),
-                                'valid macro-F1 (optimistic)': lambda x: num(x['macro_f1']), 'last epoch': lambda x: num(x['last'])})
-        v['resolution_setup'] = dict(arch=title(r.arch.iloc[0]), strategy=r.strategy.iloc[0], augment=r.augment.iloc[0], epochs=num(r.epochs.iloc[0]))
-    an = results/'analysis'
-    if (an/'summary.json').exists():
-        s = json.loads((an/'summary.json').read_text())
-        pc = pd.read_csv(an/'per_class.csv')
-        raw['worst_class'] = pc.loc[pc.f1.idxmin(), 'class']; raw['ordinal'] = s['ordinal']
-        m = next((r for f in frames.values() if len(f) for r in f.record if r.key == s['model']), None)
-        v['analysis'] = dict(model=(f"{title(m.config['arch'])}, {m.config['strategy']}, {m.config['size']} px" if m else 'the analysed model'), probe=s['probe'], issues={k: num(n) for k, n in s['label_issues'].items()},
-                             images={k: num(n) for k, n in s['images'].items()}, test_errors=num(s['test_errors']),
-                             flagged=num(s['test_errors_flagged']), categories={k: num(n) for k, n in s['categories'].items()},
-                             ordinal={k: (pct(x) if k.endswith('share') else x if isinstance(x, str) else num(x)) for k, x in s['ordinal'].items()},
-                             rules=RULES, worst=raw['worst_class'], best=pc.loc[pc.f1.idxmax(), 'class'])
-        v['per_class'] = table(pc, {'class': lambda x: x['class'], 'precision': lambda x: num(x.precision), 'recall': lambda x: num(x.recall),
-                                    'F1': lambda x: num(x.f1), 'support': lambda x: num(x.support)})
-        err = pd.read_csv(an/'errors.csv', keep_default_na=False)
-        v['errors'] = table(err, {'cell': lambda x: x.image_id, 'true': lambda x: x.true, 'predicted': lambda x: x.pred,
-                                  'confidence': lambda x: num(x.confidence, 2), 'category': lambda x: x.category,
-                                  'what a person sees': lambda x: x.commentary})
-    every = pd.concat([f for f in frames.values() if len(f)], ignore_index=True) if any(len(f) for f in frames.values()) else pd.DataFrame()
-    if len(every):
-        h = tables.hyperparameter_table(every)
-        v['hyper'] = table(h, {'architecture': lambda x: title(x.arch), 'init': lambda x: x.init, 'strategy': lambda x: x.strategy,
-                               'data': lambda x: pct(x.fraction, 0), 'px': lambda x: num(x['size']), 'epochs': lambda x: num(x.epochs),
-                               'schedule (peak lr per group, early to head)': lambda x: x.schedule.replace('stage ', 'S'),
-                               'early stopping': lambda x: words(x.early_stopping), 'augmentation': lambda x: x.augmentation,
-                               'seeds': lambda x: x.seeds})
-        r0 = every.record.iloc[0].hyperparams
-        v['hyper_common'] = dict(optimizer=optimizer_words(r0['optimizer'], r0['opt_hypers']), batch=num(h.batch_size.iloc[0]), head=h['head'].iloc[0])
+    for section in SECTIONS: section(v, raw, frames, results, p)
     v['raw'] = raw
     v['claims'] = check_claims(v)
     return v
