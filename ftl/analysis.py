@@ -181,7 +181,8 @@ def analyse(model_path, record, out_dir, figs_dir, n_errors=12, probe_arch=None,
     if abs(acc - record.test['accuracy']) > 1e-6:
         raise RuntimeError(f"Reloaded model {model_path} scores test accuracy {acc:.4f}, its record {record.test['accuracy']:.4f}")
     out, figs, src = Path(out_dir), Path(figs_dir), interp.source
-    title = f"{cfg['arch']}, {cfg['strategy']}, augmentation {cfg['augment']}, {cfg['size']} px"
+    from .models import get_arch
+    title = f"{get_arch(cfg['arch']).title}, {cfg['strategy']}, augmentation {cfg['augment']}, {cfg['size']} px"
     figures.confusion(record.test, figs/'confusion_best', title)
     write_table(per_class_table(record.test), out/'per_class')
     pd.DataFrame(interp.most_confused(), columns=['true', 'predicted', 'count']).to_csv(out/'most_confused.csv', index=False)

@@ -98,7 +98,7 @@ def error_gallery(errors, images, path, maps=None, title='', per_row=2) -> Path:
 def metric_vs(table, x, metrics, path, title='', xlabel=None, right=None) -> Path:
     "Metrics (columns of `table`) against column `x`, one line each; optionally a cost column on a right axis"
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    for m in metrics: ax.plot(table[x], table[m], 'o-', label=m.replace('_mean', '').replace('_', ' '))
+    for m in metrics: ax.plot(table[x], table[m], 'o-', label=m.replace('_mean', '').replace('valid_', 'validation ').replace('_', ' ').replace('macro f1', 'macro-F1'))
     ax.set_xlabel(xlabel or x); ax.set_ylabel('score'); ax.grid(alpha=0.3); ax.set_xticks(list(table[x]))
     if right:
         ax2 = ax.twinx(); ax2.plot(table[x], table[right[0]], 'k:', marker='x', label=right[1]); ax2.set_ylabel(right[1])

@@ -86,6 +86,29 @@ def _(v): return v['raw']['efficiency_f1_diff_10'][1] > 0
 @claim('crossing-below-half', 'pretrained reaches the macro-F1 of scratch trained on all the data with less than half of it')
 def _(v): return v['raw']['crossing_f1'] < 0.5
 
+@claim('final-epoch-rule', 'on average over the sizes, the final annealed epoch scores at least the validation-loss pick on validation macro-F1')
+def _(v): return np.mean(v['raw']['rule_last']) >= np.mean(v['raw']['rule_loss'])
+
+@claim('largest-not-best', 'the backbone with the most parameters is not the one with the best validation macro-F1')
+def _(v): return v['raw']['largest_arch'] != v['raw']['best_arch']
+
+@claim('probe-trails-finetune', 'feature extraction on frozen features trails full fine-tuning in test macro-F1 (augmentation off)')
+def _(v): return v['raw']['probe_gap'] > 0
+
+@claim('augmented-still-improving', 'at least half of the augmented strategy runs restored their last epoch (still improving at the cap)')
+def _(v): return v['raw']['aug_at_cap'] >= 0.5
+
+@claim('accuracy-flatter', 'pretrained needs a larger share of the data to match scratch@100 % in accuracy than in macro-F1')
+def _(v): return not v['raw']['crossing_acc'] < v['raw']['crossing_f1']
+
+@claim('worst-is-rarest', 'the class with the lowest test F1 is the class with the fewest training images')
+def _(v): return v['raw']['worst_class'] == v['raw']['rarest_class']
+
+@claim('cnns-faster', 'at batch 1 on the CPU the ViT takes longer per image than each CNN, and has more parameters')
+def _(v):
+    lat, n, vit = v['raw']['latency'], v['raw']['params'], 'vit_small_dinov2'
+    return all(lat[vit] > lat[a] and n[vit] > n[a] for a in lat if a != vit)
+
 @claim('likely-defective-hardest', 'likely-defective is the class with the lowest test F1 of the analysed model')
 def _(v): return v['raw']['worst_class'] == 'likely-defective'
 
@@ -106,15 +129,17 @@ def _architectures(v, raw, frames, results, p):
     a = frames.get('architectures', pd.DataFrame())
     if not len(a): return
     t = tables.architecture_table(a, cost_table(results/'benchmark'))
-    lat = sorted(c for c in t.columns if c.startswith('cpu_ms_'))
-    cols = {'architecture': lambda r: title(r.arch), 'family': lambda r: r.family, 'pretraining': lambda r: r.pretraining,
+    lat = sorted((c for c in t.columns if c.startswith('cpu_ms_')), key=lambda c: int(c.split('_')[2][:-2]))
+    cols = {'architecture': lambda r: title(r.arch), 'pretraining': lambda r: r.pretraining,
             'seeds': lambda r: num(r.seeds), 'test accuracy': lambda r: pm(r.test_accuracy_mean, r.test_accuracy_std),
             'test macro-F1': lambda r: pm(r.test_macro_f1_mean, r.test_macro_f1_std),
             'valid macro-F1': lambda r: pm(r.valid_macro_f1_mean, r.valid_macro_f1_std),
             'params (M)': lambda r: num(r.params_M, 2), 'MB': lambda r: num(r.size_mb, 1)}
-    cols.update({f"CPU ms @{c.split('_')[2]}": (lambda r, c=c: num(r[c], 1)) for c in lat})
+    cols.update({f"CPU ms, {c.split('_')[2]}": (lambda r, c=c: num(r[c], 1)) for c in lat})
     v['architectures'] = table(t, cols)
     best = t.loc[t.valid_macro_f1_mean.idxmax()]
+    raw.update(arch_valid_f1=list(t.valid_macro_f1_mean), best_arch=best.arch, largest_arch=t.loc[t.params_M.idxmax(), 'arch'] if 'params_M' in t else None)
+    if lat: raw['latency'], raw['params'] = dict(zip(t.arch, t[lat[0]])), dict(zip(t.arch, t.params_M))
     v['best_arch'] = dict(name=title(best.arch), valid_f1=num(best.valid_macro_f1_mean), test_f1=num(best.test_macro_f1_mean))
 
 
@@ -140,6 +165,8 @@ def _strategies(v, raw, frames, results, p):
     raw['probe_gap'] = float(full.iloc[0] - fe.iloc[0]) if len(fe) and len(full) else np.nan
     v['probe_gap'] = f"{raw['probe_gap']:+.3f}"
     v['overfit'] = dict(runs=num(int(s.valid_up_train_down.sum())), of=num(len(s)))
+    aug = s[s.augment != 'none']
+    raw['aug_at_cap'] = float((aug.epochs_after_best == 0).mean()) if len(aug) else np.nan
 
 
 def _efficiency(v, raw, frames, results, p):
@@ -158,7 +185,7 @@ def _efficiency(v, raw, frames, results, p):
     zero = [pct(f, 0) for f, r in pt.iterrows() if r.test_macro_f1_diff_lo95 <= 0 <= r.test_macro_f1_diff_hi95]
     v['efficiency_zero'] = zero
     cross = {m: tables.crossing(e, m) for m in ('test_accuracy', 'test_macro_f1')}
-    raw['crossing_f1'] = cross['test_macro_f1']['fraction']
+    raw['crossing_f1'], raw['crossing_acc'] = cross['test_macro_f1']['fraction'], cross['test_accuracy']['fraction']
     v['crossing'] = {m: dict(fraction=pct(c['fraction'], 0), images=num(round(c['fraction']*pt.n_train.max())), lo=pct(c['lo95'], 0),
                              hi=pct(c['hi95'], 0), level=num(c['level'])) for m, c in cross.items()}
     raw['baseline'] = majority_baseline(e.record.iloc[0].test)
@@ -176,6 +203,7 @@ def _resolution(v, raw, frames, results, p):
                                 'valid macro-F1': lambda x: num(x.valid_macro_f1_mean), 'test accuracy': lambda x: num(x.test_accuracy_mean),
                                 'test macro-F1': lambda x: num(x.test_macro_f1_mean), 'minutes': lambda x: num(x.train_min, 1)})
     sel = tables.selection_table(r)
+    raw['rule_last'], raw['rule_loss'] = list(sel[sel.rule == 'last'].valid_macro_f1), list(sel[sel.rule == 'valid_loss'].valid_macro_f1)
     v['selection'] = table(sel.pivot_table(index='size', columns='rule', values='valid_macro_f1').reset_index(),
                            {'size (px)': lambda x: num(x['size']), 'valid loss': lambda x: num(x['valid_loss']),
                             'valid macro-F1 (optimistic)': lambda x: num(x['macro_f1']), 'last epoch': lambda x: num(x['last'])})
@@ -189,6 +217,8 @@ def _analysis(v, raw, frames, results, p):
     s = json.loads((an/'summary.json').read_text())
     pc = pd.read_csv(an/'per_class.csv')
     raw['worst_class'] = pc.loc[pc.f1.idxmin(), 'class']; raw['ordinal'] = s['ordinal']
+    m = next((r for f in frames.values() if len(f) for r in f.record if r.key == s['model']), None)
+    if m: raw['rarest_class'] = min(m.n_train_per_class, key=m.n_train_per_class.get)
     m = next((r for f in frames.values() if len(f) for r in f.record if r.key == s['model']), None)
     v['analysis'] = dict(model=(f"{title(m.config['arch'])}, {m.config['strategy']}, {m.config['size']} px" if m else 'the analysed model'), probe=s['probe'], issues={k: num(n) for k, n in s['label_issues'].items()},
                          images={k: num(n) for k, n in s['images'].items()}, test_errors=num(s['test_errors']),

@@ -160,8 +160,9 @@ def best_record(study: Study, suites=('architectures', 'strategies')) -> Record:
     return max(recs, key=lambda r: (r.best['macro_f1'], r.key))
 
 def _title(r: Record) -> str:
+    "A run's panel title, in words"
     c = r.config
-    return f"{c['arch']} | {c['strategy']} | aug {c['augment']} | seed {c['seed']}"
+    return f"{get_arch(c['arch']).title}, {c['strategy']}, aug {c['augment']}, seed {c['seed']}"
 
 # --- the suites, in the order of the study --------------------------------------------------------------------------------
 
@@ -188,7 +189,7 @@ def _strategies_outputs(study, df):
     main = df.arch.value_counts().index[0]  # the suite's architecture; other rows: runs of an earlier choice
     df = df.assign(_o=[(a != main, a, list(STRATEGIES).index(s), g, sd) for a, s, g, sd in zip(df.arch, df.strategy, df.augment, df.seed)]).sort_values('_o')
     tables.write_table(tables.strategy_table(df), lay.results/'strategies_table')
-    figures.training_curves(list(df.record), _title, lay.figures/'curves_strategies', f"Strategies on {main}", ncols=4)
+    figures.training_curves(list(df.record), _title, lay.figures/'curves_strategies', f"Strategies on {get_arch(main).title}", ncols=4)
 
 @register('strategies', export=True, outputs=_strategies_outputs)
 def strategies(study: Study) -> list:
@@ -212,7 +213,7 @@ def _data_efficiency_outputs(study, df):
     cross['majority_baseline'] = majority_baseline(df.record.iloc[0].test)  # the same fixed test split for every run
     (lay.results/'data_efficiency_crossing.json').write_text(json.dumps(cross, indent=1))
     figures.efficiency_plot(tab, path=lay.figures/'data_efficiency', baseline=cross['majority_baseline'],
-                            title=f"{df.arch.iloc[0]} on {df.dataset.iloc[0]}: pretrained vs from scratch")
+                            title=f"{get_arch(df.arch.iloc[0]).title} on {df.dataset.iloc[0]}: pretrained vs from scratch")
 
 @register('data-efficiency', outputs=_data_efficiency_outputs)
 def data_efficiency(study: Study) -> list:
@@ -236,7 +237,7 @@ def _resolution_outputs(study, df):
     tables.write_table(tab.sort_values('size'), lay.results/'resolution_table')
     tables.write_table(tables.selection_table(df), lay.results/'selection_rules')
     figures.metric_vs(tab.sort_values('size'), 'size', ['valid_macro_f1_mean', 'test_macro_f1_mean', 'valid_accuracy_mean', 'test_accuracy_mean'],
-                      lay.figures/'resolution', f"{df.arch.iloc[0]}, {df.strategy.iloc[0]}, augmentation {df.augment.iloc[0]}: image size",
+                      lay.figures/'resolution', f"{get_arch(df.arch.iloc[0]).title}, {df.strategy.iloc[0]}, augmentation {df.augment.iloc[0]}: image size",
                       xlabel='image size (px)', right=('train_min', 'training minutes'))
 
 @register('resolution', outputs=_resolution_outputs)
