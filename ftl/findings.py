@@ -27,6 +27,13 @@ def title(arch) -> str:
 HYPER_NAMES = dict(wd='weight decay', sqr_mom='β2', mom='β1', eps='ε')
 MONITOR_NAMES = dict(valid_loss='validation loss', macro_f1='validation macro-F1', accuracy='validation accuracy', last='final epoch')
 
+LAYER_NAMES = dict(AdaptiveAvgPool2d='global average pooling', AdaptiveConcatPool2d='average and max pooling', Flatten=None,
+                   Linear='linear layer', BatchNorm1d='batch norm', Dropout='dropout', ReLU='ReLU')
+
+def layers_in_words(layers: str) -> str:
+    "A head's layers (class names joined by ' + ') in words"
+    return ', '.join(w for w in (LAYER_NAMES.get(l, l) for l in layers.split(' + ')) if w)
+
 def words(text: str) -> str:
     "Monitor names in a table cell as words"
     for k, w in MONITOR_NAMES.items(): text = text.replace(k, w)
@@ -244,9 +251,21 @@ def _hyper(v, raw, frames, results, p):
                            'early stopping': lambda x: words(x.early_stopping), 'augmentation': lambda x: x.augmentation,
                            'seeds': lambda x: x.seeds})
     r0 = every.record.iloc[0].hyperparams
-    v['hyper_common'] = dict(optimizer=optimizer_words(r0['optimizer'], r0['opt_hypers']), batch=num(h.batch_size.iloc[0]), head=h['head'].iloc[0])
+    v['hyper_common'] = dict(optimizer=optimizer_words(r0['optimizer'], r0['opt_hypers']), batch=num(h.batch_size.iloc[0]), head=layers_in_words(h['head'].iloc[0]))
 
-SECTIONS = [_architectures, _strategies, _efficiency, _resolution, _analysis, _hyper]  # the report's order
+def _benchmark(v, raw, frames, results, p):
+    "The full inference benchmark, every device measured"
+    files = sorted((results/'benchmark').glob('benchmark_*.csv'))
+    if not files: return
+    b = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    v['benchmark'] = table(b, {'architecture': lambda x: title(x.arch), 'device': lambda x: x.device_name, 'px': lambda x: num(x.image_size),
+                               'precision': lambda x: x.precision, 'params (M)': lambda x: num(x.params/1e6, 2),
+                               'MB fp32 / fp16': lambda x: f'{x.size_mb_fp32:.1f} / {x.size_mb_fp16:.1f}',
+                               'ms per image, batch 1 (IQR)': lambda x: f'{x.latency_ms_bs1:.1f} ({x.latency_ms_bs1_iqr:.1f})',
+                               'images/s, batch': lambda x: f'{x.throughput_img_s:.0f}, {x.throughput_bs}', 'threads': lambda x: num(x.threads)})
+    v['gpu_measured'] = bool((b.device != 'cpu').any())
+
+SECTIONS = [_architectures, _strategies, _efficiency, _resolution, _analysis, _hyper, _benchmark]  # the report's order
 
 
 def values(frames: dict, results, source, presets: dict, preset: str) -> dict:
