@@ -93,8 +93,16 @@ def _(v): return v['raw']['efficiency_f1_diff_10'][1] > 0
 @claim('crossing-below-half', 'pretrained reaches the macro-F1 of scratch trained on all the data with less than half of it')
 def _(v): return v['raw']['crossing_f1'] < 0.5
 
-@claim('final-epoch-rule', 'on average over the sizes, the final annealed epoch scores at least the validation-loss pick on validation macro-F1')
-def _(v): return np.mean(v['raw']['rule_last']) >= np.mean(v['raw']['rule_loss'])
+@claim('size-plateau', 'above the chosen study size, validation macro-F1 gains less than 0.02 while training time grows')
+def _(v):
+    r, chosen = v['raw']['resolution'], v['raw']['study_size']
+    at = next(x for x in r if x['size'] == chosen)
+    return all(x['valid_macro_f1'] - at['valid_macro_f1'] < 0.02 and x['minutes'] > at['minutes'] for x in r if x['size'] > chosen)
+
+@claim('restore-rules-close', 'the final epoch and the validation-loss pick differ by less than 0.02 validation macro-F1 on average, in both directions across sizes')
+def _(v):
+    d = np.array(v['raw']['rule_last']) - np.array(v['raw']['rule_loss'])
+    return abs(d.mean()) < 0.02 and (d > 0).any() and (d < 0).any()
 
 @claim('largest-not-best', 'the backbone with the most parameters is not the one with the best validation macro-F1')
 def _(v): return v['raw']['largest_arch'] != v['raw']['best_arch']
@@ -205,7 +213,8 @@ def _resolution(v, raw, frames, results, p):
     r = frames.get('resolution', pd.DataFrame())
     if not len(r): return
     t = tables.seed_summary(r, ['size'], ('valid_accuracy', 'valid_macro_f1', 'test_accuracy', 'test_macro_f1')).sort_values('size')
-    raw['resolution'] = [dict(size=int(x.size), valid_macro_f1=x.valid_macro_f1_mean) for _, x in t.iterrows()]
+    raw['resolution'] = [dict(size=int(x['size']), valid_macro_f1=x.valid_macro_f1_mean, minutes=x.train_min) for _, x in t.iterrows()]
+    raw['study_size'] = p['study_size']; v['study_size'] = num(p['study_size'])
     v['resolution'] = table(t, {'size (px)': lambda x: num(x['size']), 'valid accuracy': lambda x: num(x.valid_accuracy_mean),
                                 'valid macro-F1': lambda x: num(x.valid_macro_f1_mean), 'test accuracy': lambda x: num(x.test_accuracy_mean),
                                 'test macro-F1': lambda x: num(x.test_macro_f1_mean), 'minutes': lambda x: num(x.train_min, 1)})
@@ -277,7 +286,7 @@ def values(frames: dict, results, source, presets: dict, preset: str) -> dict:
                      split={k: num(n) for k, n in split.items()}, split_fracs=[pct(f, 0) for f in source.info.get('split_fracs', ())],
                      native_px=num(_native_size(source)), mono=num(int((source.info.get('cell_type', np.array([])) == 'mono').sum())),
                      poly=num(int((source.info.get('cell_type', np.array([])) == 'poly').sum())))
-    p = presets[preset]
+    p = {**presets[preset], 'study_size': presets.get('study', presets[preset])['size']}  # the study preset's size, chosen from the resolution runs
     v['preset'] = dict(name=preset, size=num(p['size']), epochs=num(p['epochs']), patience=num(p['patience']), bs=num(p['bs']),
                        seeds=num(len(p['seeds'])), augment_arms=list(p['augment_arms']))
     for section in SECTIONS: section(v, raw, frames, results, p)
