@@ -204,15 +204,25 @@ def _hyperparams(cfg, learn, history, fp16) -> dict:
                 augmentation=describe_augmentation(cfg.augment), mixup=cfg.mixup, head=cfg.head,
                 head_layers=[type(m).__name__ for m in learn.model[-1].modules() if not list(m.children())],
                 class_weights=learn.loss_func.func.weight.tolist() if getattr(learn.loss_func.func, 'weight', None) is not None else None,
-                image_size=cfg.size, precision='fp16' if fp16 else 'fp32', seed=cfg.seed, train_bn=learn.train_bn)
+                image_size=cfg.size, precision='fp16' if fp16 else 'fp32', seed=cfg.seed, train_bn=learn.train_bn,
+                tta=describe_augmentation(cfg.augment if cfg.augment != 'none' else TTA_AUGMENT) if cfg.tta else None)
 
-def _evaluate(learn, tdl, classes, tta=False) -> tuple:
-    "Test metrics of the restored model, and with fastai's test-time augmentation when asked"
+TTA_AUGMENT = 'dihedral'  # test-time augmentation for a model trained without any: a cell has no canonical orientation
+
+def _evaluate(learn, tdl, classes, tta_dl=None) -> tuple:
+    "Test metrics of the restored model, and with fastai's test-time augmentation over `tta_dl` when given"
     preds, targs = learn.get_preds(dl=tdl)
     plain = test_metrics(targs.numpy(), preds.argmax(1).numpy(), classes)
-    if not tta: return plain, None
-    tpreds, ttargs = learn.tta(dl=tdl)
+    if tta_dl is None: return plain, None
+    tpreds, ttargs = learn.tta(dl=tta_dl)
+    if not (ttargs == targs).all(): raise RuntimeError('test-time augmentation changed the order of the test images')
     return plain, test_metrics(ttargs.numpy(), tpreds.argmax(1).numpy(), classes)
+
+def _tta_dl(cfg, source, tdl):
+    "The test DataLoader whose training-mode transforms fastai's `tta` applies: the run's augmentation, else TTA_AUGMENT"
+    if cfg.augment != 'none': return tdl
+    dls = make_dls(source, cfg.fraction, cfg.seed, cfg.bs, norm_stats(cfg.arch), augmentations(TTA_AUGMENT))
+    return labelled_test_dl(dls, source)
 
 def train(cfg: Config, device=None) -> tuple:
     "Train `cfg`: restore its best validation epoch, evaluate the test split once; returns (learner, `Record`)"
@@ -237,7 +247,7 @@ def train(cfg: Config, device=None) -> tuple:
         with learn.no_bar() if not sys.stdout.isatty() else nullcontext():  # logs get one line per epoch, not a bar per batch
             fit(learn, cfg, _callbacks(cfg, history))
         train_seconds = time.time() - start
-    test, test_tta = _evaluate(learn, tdl, list(source.classes), cfg.tta and not probe)
+    test, test_tta = _evaluate(learn, tdl, list(source.classes), _tta_dl(cfg, source, tdl) if cfg.tta and not probe else None)
     counts = np.bincount(source.labels[train_idx], minlength=len(source.classes))
     record = Record(version=SCHEMA_VERSION, key=cfg.key(), config=asdict(cfg), vocab=list(source.classes),
                     data_id=dataset_id(cfg.dataset), n_train=len(train_idx), n_train_per_class=dict(zip(source.classes, counts.tolist())),

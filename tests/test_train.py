@@ -85,3 +85,8 @@ def test_tta_keeps_the_test_order_and_monitor_last_restores_the_final_epoch():
     assert rec.best_epoch == 2 and rec.hyperparams['early_stopping'] is None
     assert [c['support'] for c in rec.test_tta['per_class'].values()] == [c['support'] for c in rec.test['per_class'].values()]
     assert abs(rec.test_tta['accuracy'] - rec.test['accuracy']) <= 0.5  # same targets, same order: sane agreement
+
+def test_tta_of_an_unaugmented_model_uses_the_dihedral_arm():
+    cfg = Config(dataset='synthetic', size=32, arch='mobilenetv2', epochs=1, bs=16, strategy='full-finetune', tta=True)
+    rec = run(cfg)
+    assert rec.hyperparams['tta']['name'] == 'dihedral' and rec.test_tta['classes'] == rec.test['classes']
