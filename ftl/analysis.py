@@ -214,7 +214,8 @@ def suspect_labels(source, dataset, probe_arch, probe_size, out) -> pd.DataFrame
     ids = source.info.get('ids', np.arange(len(source.labels)).astype(str))
     pd.DataFrame(dict(image_id=ids, split=source.split, label=[source.classes[l] for l in source.labels], **issues)).to_csv(
         Path(out)/'label_issues.csv', index=False)
-    issues.attrs['probe'] = f'{probe_arch} at {probe_size} px, {THRESHOLDS["folds"]}-fold logistic regression'
+    from .models import get_arch
+    issues.attrs['probe'] = f'{get_arch(probe_arch).title} at {probe_size} px, {THRESHOLDS["folds"]}-fold logistic regression'
     return issues
 
 def error_gallery(interp, errors, path, title=''):

@@ -127,8 +127,13 @@ def _(v):
 @claim('likely-defective-hardest', 'likely-defective is the class with the lowest test F1 of the analysed model')
 def _(v): return v['raw']['worst_class'] == 'likely-defective'
 
-@claim('errors-mostly-adjacent', 'most test errors of the analysed model fall between adjacent defect levels')
-def _(v): return v['raw']['ordinal']['adjacent_share'] > 0.5
+@claim('far-errors-common', 'more of the analysed model\'s test errors skip a defect level than fall between adjacent levels')
+def _(v): o = v['raw']['ordinal']; return o['far'] > o['adjacent']
+
+@claim('middle-levels-suspect', 'cleanlab flags the training labels of each middle level at a higher rate than those of either end level')
+def _(v):
+    r, c = v['raw']['flag_rates'], v['raw']['classes']
+    return min(r[k] for k in c[1:-1]) > max(r[c[0]], r[c[-1]])
 
 # --- the values the report typesets -----------------------------------------------------------------------------------------
 
@@ -235,6 +240,10 @@ def _analysis(v, raw, frames, results, p):
     raw['worst_class'] = pc.loc[pc.f1.idxmin(), 'class']; raw['ordinal'] = s['ordinal']
     m = next((r for f in frames.values() if len(f) for r in f.record if r.key == s['model']), None)
     if m: raw['rarest_class'] = min(m.n_train_per_class, key=m.n_train_per_class.get)
+    li = pd.read_csv(an/'label_issues.csv')
+    rates = li[li.split == 'train'].groupby('label', sort=False).label_issue.mean()
+    raw['flag_rates'], raw['classes'] = rates.to_dict(), list(pc['class'])
+    v['flag_rates'] = {k: pct(x, 0) for k, x in rates.items()}
     m = next((r for f in frames.values() if len(f) for r in f.record if r.key == s['model']), None)
     v['analysis'] = dict(model=(f"{title(m.config['arch'])}, {m.config['strategy']}, {m.config['size']} px" if m else 'the analysed model'), probe=s['probe'], issues={k: num(n) for k, n in s['label_issues'].items()},
                          images={k: num(n) for k, n in s['images'].items()}, test_errors=num(s['test_errors']),
