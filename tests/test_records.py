@@ -50,3 +50,9 @@ def test_every_table_is_built_from_the_one_frame(monkeypatch, tmp_path):
     assert set(inputs) == {'architecture_table', 'strategy_table', 'efficiency_table', 'hyperparameter_table', 'crossing'}
     assert all(v == 'records_frame' for calls in inputs.values() for v in calls)  # every table from the one frame
     assert written['data_efficiency_table'].test_macro_f1_mean.dtype == float  # numbers stay numbers until written
+
+def test_the_analysed_model_is_shipped_with_the_analysis():
+    "A clean clone reproduces the analysis from the committed learner instead of retraining"
+    if not (ROOT/'results'/'analysis'/'model.json').exists(): pytest.skip('no committed analysis')
+    tracked = subprocess.run(['git', 'ls-files', 'results/analysis/model.pkl'], cwd=ROOT, capture_output=True, text=True).stdout
+    assert tracked.strip() == 'results/analysis/model.pkl'
