@@ -4,7 +4,7 @@ warnings.filterwarnings('ignore')
 import numpy as np, torch
 from fastai.vision.all import EarlyStoppingCallback, SaveModelCallback, ImageBlock, CategoryBlock, DataBlock, Normalize, PILImage
 from ftl.train import Config, build_learner, History
-from ftl.data import load_source, StratifiedSubsetSplitter
+from ftl.data import StratifiedSubsetSplitter
 from ftl.models import norm_stats
 
 def bare_epoch(model, x, y, bs, lr):
@@ -21,7 +21,6 @@ def bare_epoch(model, x, y, bs, lr):
 
 def pil_pipeline_data_s(src, cfg):
     "Data cost of the conventional fastai pipeline (PIL item per image, ImageBlock), the 'before' of ftl's uint8 arrays"
-    from PIL import Image
     items = list(range(len(src.labels)))
     dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_x=lambda i: PILImage.create(src.images[i]),
                        get_y=lambda i: src.classes[src.labels[i]], splitter=StratifiedSubsetSplitter(src, 1.0, 0),

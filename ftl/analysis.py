@@ -8,7 +8,7 @@ import numpy as np, pandas as pd, torch
 from scipy import ndimage
 from fastcore.basics import patch
 from fastai.vision.all import ClassificationInterpretation, load_learner
-from .data import load_source, labelled_test_dl, source_items
+from .data import load_source, labelled_test_dl
 
 __all__ = ['interpret', 'cam_target', 'class_activation_maps', 'out_of_sample_probs', 'label_issues', 'suspect_labels', 'ordinal_errors',
            'error_gallery', 'probe_features',

@@ -1,6 +1,6 @@
 "Cached-feature fast path for linear probes: frozen-backbone features computed once per configuration, a linear head on them"
 from __future__ import annotations
-import hashlib, os
+import hashlib
 import numpy as np, torch
 from torch import nn
 from fastai.vision.all import DataLoaders, DataLoader, Learner, CrossEntropyLossFlat

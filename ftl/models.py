@@ -1,6 +1,6 @@
 "Architecture registry, offline pretrained weights from registry packages, and fastai learners over timm models"
 from __future__ import annotations
-import hashlib, os
+import hashlib
 from dataclasses import dataclass
 from functools import partial, lru_cache
 from pathlib import Path

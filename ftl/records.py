@@ -1,7 +1,7 @@
 "The run record (one schema, versioned), a plain store of records as JSON files, and the one DataFrame every table uses"
 from __future__ import annotations
-import json, os, tempfile, time, warnings
-from dataclasses import dataclass, field, asdict, fields
+import json, os, time, warnings
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 import numpy as np, pandas as pd
 from .errors import ResultsError

@@ -5,7 +5,6 @@ import json, shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
-import pandas as pd
 from .errors import UserError, ConfigError
 from .models import OFFLINE, ONLINE, get_arch
 from .strategies import STRATEGIES
