@@ -165,6 +165,20 @@ def _architectures(v, raw, frames, results, p):
     if lat: raw['latency'], raw['params'] = dict(zip(t.arch, t[lat[-1]])), dict(zip(t.arch, t.params_M))  # the largest size timed
     v['best_arch'] = dict(name=title(best.arch), valid_f1=num(best.valid_macro_f1_mean), test_f1=num(best.test_macro_f1_mean))
 
+def _domain_gap(v, raw, frames, results, p):
+    "How far the domain is from each backbone's pretraining: a probe on frozen features against the fine-tuned backbone"
+    g, a = frames.get('domain-gap', pd.DataFrame()), frames.get('architectures', pd.DataFrame())
+    if not (len(g) and len(a)): return
+    t = tables.domain_gap_table(g, a)
+    v['domain_gap'] = table(t, {'architecture': lambda r: title(r.arch), 'pretraining': lambda r: r.pretraining,
+                                'probe valid macro-F1': lambda r: pm(r.valid_macro_f1_mean_probe, r.valid_macro_f1_std_probe),
+                                'probe test macro-F1': lambda r: pm(r.test_macro_f1_mean_probe, r.test_macro_f1_std_probe),
+                                'fine-tuned test macro-F1': lambda r: pm(r.test_macro_f1_mean_finetuned, r.test_macro_f1_std_finetuned),
+                                'gap': lambda r: f'{r.test_macro_f1_gap:+.3f}'})
+    raw['domain_gap'], raw['probe_f1'] = dict(zip(t.arch, t.test_macro_f1_gap)), dict(zip(t.arch, t.valid_macro_f1_mean_probe))
+    raw['pretraining'] = dict(zip(t.arch, t.pretraining))
+    v['domain_gap_range'] = dict(lo=f'{t.test_macro_f1_gap.min():+.3f}', hi=f'{t.test_macro_f1_gap.max():+.3f}',
+                                 best_probe=title(t.loc[t.valid_macro_f1_mean_probe.idxmax(), 'arch']))
 
 def _strategies(v, raw, frames, results, p):
     "Which way of fine-tuning, augmentation, overfitting"
@@ -191,6 +205,18 @@ def _strategies(v, raw, frames, results, p):
     aug = s[s.augment != 'none']
     raw['aug_at_cap'] = float((aug.epochs_after_best == 0).mean()) if len(aug) else np.nan
 
+def _imbalance(v, raw, frames, results, p):
+    "Class imbalance: the best strategies configuration with and without a class-weighted loss"
+    i = frames.get('imbalance', pd.DataFrame())
+    if not len(i): return
+    t = tables.seed_summary(i, ['class_weights'], ('valid_macro_f1', 'test_accuracy', 'test_macro_f1')).set_index('class_weights')
+    v['imbalance'] = table(t.reset_index(), {'class-weighted loss': lambda r: 'yes' if r.class_weights else 'no', 'seeds': lambda r: num(r.seeds),
+                                             'valid macro-F1': lambda r: pm(r.valid_macro_f1_mean, r.valid_macro_f1_std),
+                                             'test accuracy': lambda r: pm(r.test_accuracy_mean, r.test_accuracy_std),
+                                             'test macro-F1': lambda r: pm(r.test_macro_f1_mean, r.test_macro_f1_std)})
+    if {True, False} <= set(t.index):
+        raw['class_weights_gain'] = float(t.loc[True, 'valid_macro_f1_mean'] - t.loc[False, 'valid_macro_f1_mean'])
+        v['class_weights'] = dict(gain=f"{raw['class_weights_gain']:+.3f}", adopted=raw['class_weights_gain'] > 0)
 
 def _efficiency(v, raw, frames, results, p):
     "How much labelled data: pretrained vs scratch, the crossing, the majority baseline"
@@ -295,7 +321,7 @@ def _headline(v, raw, frames, results, p):
         size=num(r['size']), arch=title(r.arch), strategy=r.strategy) for _, r in h.iterrows()}
     raw['headline_acc'] = {r.dataset: max(r.test_accuracy, r.tta_accuracy) for _, r in h.iterrows()}
 
-SECTIONS = [_architectures, _strategies, _efficiency, _resolution, _analysis, _hyper, _benchmark, _headline]  # the report's order
+SECTIONS = [_architectures, _domain_gap, _strategies, _imbalance, _efficiency, _resolution, _analysis, _hyper, _benchmark, _headline]  # the report's order
 
 
 def values(frames: dict, results, source, presets: dict, preset: str) -> dict:

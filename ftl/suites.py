@@ -183,6 +183,15 @@ def architectures(study: Study) -> list:
     archs = [study.arch] if study.arch else [a.name for a in (ONLINE if study.online else OFFLINE)]
     return [study.config(arch=a, seed=s) for a in archs for s in study.seeds]
 
+def _domain_gap_outputs(study, df):
+    finetuned = records_frame(suite_records('architectures', study))
+    if len(finetuned): tables.write_table(tables.domain_gap_table(df, finetuned), study.layout.results/'domain_gap_table')
+
+@register('domain-gap', outputs=_domain_gap_outputs)
+def domain_gap(study: Study) -> list:
+    "How far the domain is from each backbone's pretraining: a linear probe on its frozen features (no augmentation), every seed"
+    return [replace(c, strategy='feature-extraction', augment='none').validate() for c in architectures(study)]
+
 def _strategies_outputs(study, df):
     lay = study.layout
     main = df.arch.value_counts().index[0]  # the suite's architecture; other rows: runs of an earlier choice
@@ -327,5 +336,5 @@ def run(name: str, study: Study):
     if suite.configs: return run_suite(suite, study)
     return suite.study(study)
 
-ORDER = ['smoke', 'resolution', 'architectures', 'strategies', 'imbalance', 'data-efficiency', 'headline', 'benchmark', 'analysis', 'report']
+ORDER = ['smoke', 'resolution', 'architectures', 'domain-gap', 'strategies', 'imbalance', 'data-efficiency', 'headline', 'benchmark', 'analysis', 'report']
 SUITES = {name: SUITES[name] for name in ORDER}  # the study's reading order: the CLI's choices and `all` follow it

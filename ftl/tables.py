@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np, pandas as pd
 
-__all__ = ['METRICS', 'seed_summary', 'architecture_table', 'strategy_table', 'efficiency_table', 'paired_diff',
+__all__ = ['METRICS', 'seed_summary', 'architecture_table', 'domain_gap_table', 'strategy_table', 'efficiency_table', 'paired_diff',
            'crossing_fraction', 'crossing', 'hyperparameter_table', 'selection_table', 'formatted', 'write_table']
 
 METRICS = ('test_accuracy', 'test_macro_f1', 'valid_macro_f1')
@@ -26,6 +26,13 @@ def architecture_table(df: pd.DataFrame, costs: pd.DataFrame | None = None) -> p
 def strategy_table(df: pd.DataFrame) -> pd.DataFrame:
     "Per architecture, strategy and augmentation: metrics over seeds, epochs and overfitting signals"
     return seed_summary(df, ['arch', 'strategy', 'augment', 'size'])
+
+def domain_gap_table(probe: pd.DataFrame, finetuned: pd.DataFrame) -> pd.DataFrame:
+    "Per architecture: a linear probe on its frozen features against the same backbone fine-tuned (metrics over seeds), and the gap"
+    by = ['arch', 'family', 'pretraining', 'size']
+    out = seed_summary(probe, by).merge(seed_summary(finetuned, by), on=by, suffixes=('_probe', '_finetuned'))
+    for m in METRICS: out[f'{m}_gap'] = out[f'{m}_mean_finetuned'] - out[f'{m}_mean_probe']
+    return out
 
 def paired_diff(a: pd.Series, b: pd.Series) -> tuple:
     "Mean of a - b over the seeds both have, with a 95 % t-interval (nan with fewer than two seeds)"

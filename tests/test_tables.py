@@ -52,3 +52,12 @@ def test_majority_baseline_matches_the_metrics_of_a_majority_predictor():
     y = np.array([0]*6 + [1]*3 + [2]*1)
     m = test_metrics(y, np.zeros_like(y), ['a', 'b', 'c'])  # always the most frequent class
     assert majority_baseline(m) == dict(test_accuracy=pytest.approx(m['accuracy']), test_macro_f1=pytest.approx(m['macro_f1']))
+
+def test_domain_gap_is_the_fine_tuned_mean_minus_the_probe_mean_per_architecture():
+    def runs(f1s, arch): return [dict(arch=arch, family='cnn', pretraining='p', size=128, seed=s, test_accuracy=f, test_macro_f1=f,
+                                      valid_macro_f1=f, train_seconds=1.) for s, f in enumerate(f1s)]
+    probe = pd.DataFrame(runs([0.50, 0.52, 0.54], 'a') + runs([0.60, 0.60, 0.60], 'b'))
+    tuned = pd.DataFrame(runs([0.70, 0.72, 0.74], 'a') + runs([0.61, 0.63, 0.65], 'b'))
+    t = tables.domain_gap_table(probe, tuned).set_index('arch')
+    assert t.test_macro_f1_gap.to_dict() == {'a': pytest.approx(0.20), 'b': pytest.approx(0.03)}
+    assert t.loc['a', 'test_macro_f1_std_probe'] == pytest.approx(0.02) and t.loc['b', 'seeds_finetuned'] == 3
