@@ -15,31 +15,41 @@ def save(fig, path) -> Path:
     plt.close(fig)
     return path.with_suffix('.png')
 
-def _panel(ax, r, title):
-    "Train and validation loss, validation accuracy (right axis), best epoch and stage boundaries of one run"
-    h = r.history
-    ep = [e['epoch'] for e in h]
-    ax.plot(ep, [e['train_loss'] for e in h], 'o-', ms=3, label='train loss')
-    ax.plot(ep, [e['valid_loss'] for e in h], 's-', ms=3, label='valid loss')
+def _seed_curve(ax, runs, key, style, **kw):
+    "The mean over `runs` of history column `key` per epoch, with a band of one std where there are several seeds"
+    import pandas as pd
+    d = pd.DataFrame({i: pd.Series({e['epoch']: e[key] for e in r.history}) for i, r in enumerate(runs)})
+    mean, std = d.mean(axis=1), d.std(axis=1)
+    line, = ax.plot(d.index, mean, style, ms=3, **kw)
+    if d.shape[1] > 1: ax.fill_between(d.index, mean - std, mean + std, color=line.get_color(), alpha=0.2, lw=0)
+
+def _panel(ax, runs, title):
+    "Train and validation loss, validation macro-F1 (right axis) of one cell's runs (mean over seeds), restored epoch, stages"
+    _seed_curve(ax, runs, 'train_loss', 'o-', label='train loss')
+    _seed_curve(ax, runs, 'valid_loss', 's-', label='valid loss')
     ax2 = ax.twinx()
-    ax2.plot(ep, [e['accuracy'] for e in h], '^--', ms=3, color='tab:green', label='valid acc')
+    _seed_curve(ax2, runs, 'macro_f1', '^--', color='tab:green', label='valid macro-F1')
     ax2.set_ylim(0, 1); ax2.tick_params(labelsize=7)
-    stages = [e['stage'] for e in h]
+    stages = [e['stage'] for e in runs[0].history]
     for i in range(1, len(stages)):
         if stages[i] != stages[i-1]: ax.axvline(i + 0.5, color='grey', ls=':', lw=1)
-    ax.axvline(r.best_epoch, color='tab:red', lw=1.5, alpha=0.6)
+    for r in runs: ax.axvline(r.best_epoch, color='tab:red', lw=1.5, alpha=0.6/len(runs)**0.5)
     ax.set_title(title, fontsize=8); ax.tick_params(labelsize=7); ax.set_xlabel('epoch', fontsize=7)
     return ax2
 
 def training_curves(records, title_of, path, suptitle='', ncols=4) -> Path:
-    "One panel per run (titled by `title_of(record)`): losses, validation accuracy, best epoch (red), stages (dotted)"
-    n = len(records); nrows = int(np.ceil(n/ncols))
+    """One panel per cell, the runs whose `title_of(record)` agree (seeds of one configuration): losses and validation
+    macro-F1, mean over the seeds with a band of one std, restored epochs (red), stage boundaries (dotted)"""
+    cells = {}
+    for r in records: cells.setdefault(title_of(r), []).append(r)
+    n = len(cells); nrows = int(np.ceil(n/ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.1*ncols, 2.4*nrows), squeeze=False)
-    for ax, r in zip(axes.flat, records): ax2 = _panel(ax, r, title_of(r))
+    for ax, (title, runs) in zip(axes.flat, cells.items()):
+        ax2 = _panel(ax, runs, title + (f' ({len(runs)} seeds)' if len(runs) > 1 else ''))
     for ax in axes.flat[n:]: ax.axis('off')
     h1, l1 = axes.flat[0].get_legend_handles_labels(); h2, l2 = ax2.get_legend_handles_labels()
     fig.legend(h1 + h2 + [plt.Line2D([], [], color='tab:red'), plt.Line2D([], [], color='grey', ls=':')],
-               l1 + l2 + ['best epoch (restored)', 'stage boundary'], loc='lower center', ncol=5, fontsize=8,
+               l1 + l2 + ['restored epoch', 'stage boundary'], loc='lower center', ncol=5, fontsize=8,
                bbox_to_anchor=(0.5, -0.02))
     fig.suptitle(suptitle, fontsize=10); fig.tight_layout(rect=(0, 0.04, 1, 0.97))
     return save(fig, path)

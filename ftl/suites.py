@@ -159,9 +159,9 @@ def best_record(study: Study, suites=('architectures', 'strategies')) -> Record:
     return max(recs, key=lambda r: (r.best['macro_f1'], r.key))
 
 def _title(r: Record) -> str:
-    "A run's panel title, in words"
+    "A cell's panel title, in words (the seeds of one configuration share it)"
     c = r.config
-    return f"{get_arch(c['arch']).title}, {c['strategy']}, aug {c['augment']}, seed {c['seed']}"
+    return f"{get_arch(c['arch']).title}, {c['strategy']}, aug {c['augment']}"
 
 # --- the suites, in the order of the study --------------------------------------------------------------------------------
 
@@ -197,7 +197,7 @@ def _strategies_outputs(study, df):
     main = df.arch.value_counts().index[0]  # the suite's architecture; other rows: runs of an earlier choice
     df = df.assign(_o=[(a != main, a, list(STRATEGIES).index(s), g, sd) for a, s, g, sd in zip(df.arch, df.strategy, df.augment, df.seed)]).sort_values('_o')
     tables.write_table(tables.strategy_table(df), lay.results/'strategies_table')
-    figures.training_curves(list(df.record), _title, lay.figures/'curves_strategies', f"Strategies on {get_arch(main).title}", ncols=4)
+    figures.training_curves(list(df.record), _title, lay.figures/'curves_strategies', f"Strategies on {get_arch(main).title}", ncols=5)
 
 @register('strategies', export=True, outputs=_strategies_outputs)
 def strategies(study: Study) -> list:
