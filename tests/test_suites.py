@@ -94,3 +94,18 @@ def test_epochs_are_the_total_of_a_run_across_its_stages():
         cfg = Config(dataset='synthetic', size=32, arch='mobilenetv2', bs=16, strategy=strategy, epochs=epochs, patience=epochs)
         rec = train(cfg)[1]
         assert rec.hyperparams['epochs_max'] == epochs == len(rec.history)
+
+def test_the_study_preset_uses_one_protocol_and_three_seeds_per_cell_in_every_suite(tmp_path, tiny):
+    from ftl.train import PRESETS
+    st = Study(preset='study', results=str(tmp_path))
+    _, _, rec = tiny  # a strategies record of the study, so that imbalance and headline can pick their recipe
+    best = SUITES['strategies'].configs(st)[0]
+    save_record(replace(rec, key=best.key(), config=best.__dict__), record_path(tmp_path, 'strategies', best.key()))
+    for name in ('architectures', 'domain-gap', 'strategies', 'imbalance', 'data-efficiency', 'headline'):
+        cfgs = SUITES[name].configs(st)
+        assert all(c.patience == c.epochs and c.monitor == PRESETS['study']['monitor'] for c in cfgs), name  # whole schedule, one rule
+        cells = {}
+        for c in cfgs: cells.setdefault(replace(c, seed=0).key(), set()).add(c.seed)
+        want = {0} if name == 'headline' else set(PRESETS['study']['seeds'])  # the headline is trained once
+        assert cells and all(seeds == want for seeds in cells.values()), (name, cells)
+    assert len(PRESETS['study']['seeds']) >= 3
