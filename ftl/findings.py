@@ -11,6 +11,7 @@ from .errors import UserError
 from .benchmark import cost_table
 from .evaluate import majority_baseline
 from .analysis import RULES
+from .strategies import describe_augmentation
 
 __all__ = ['num', 'pct', 'table', 'Claim', 'ClaimFailed', 'check_claims', 'CLAIMS']
 
@@ -335,7 +336,9 @@ def values(frames: dict, results, source, presets: dict, preset: str) -> dict:
                      poly=num(int((source.info.get('cell_type', np.array([])) == 'poly').sum())))
     p = {**presets[preset], 'study_size': presets.get('study', presets[preset])['size']}  # the study preset's size, chosen from the resolution runs
     v['preset'] = dict(name=preset, size=num(p['size']), epochs=num(p['epochs']), patience=num(p['patience']), bs=num(p['bs']),
-                       seeds=num(len(p['seeds'])), augment_arms=list(p['augment_arms']))
+                       seeds=num(len(p['seeds'])), augment_arms=list(p['augment_arms']),
+                       augment_words=[f"{a} ({describe_augmentation(a)['description']})" for a in p['augment_arms'] if a != 'none'],
+                       restore=MONITOR_NAMES[p.get('monitor', 'valid_loss')], whole=p['patience'] >= p['epochs'], first_look=preset == 'quick')
     for section in SECTIONS: section(v, raw, frames, results, p)
     v['raw'] = raw
     v['claims'] = check_claims(v)

@@ -43,3 +43,8 @@ def test_every_figure_the_report_places_exists_and_was_written_by_a_suite(built)
     for name in re.findall(r'fig\("(\w+)"\)', src):
         assert (ROOT/'figures'/f'{name}.pdf').exists(), name
         assert re.search(rf"['/]{name}['\)]", ''.join(p.read_text() for p in (ROOT/'ftl').glob('*.py'))), f'{name} is written by no module'
+
+def test_no_value_in_the_source_swallows_the_punctuation_after_it():
+    "typst ends an embedded expression (`#v.x;`, `#(v.x);`) at a semicolon and drops it from the text: write `#v.x\\;`"
+    src = (Path(report.__file__).parents[1]/'report'/'report.typ').read_text()
+    assert not re.findall(r'#(?:v(?:\.\w+)+|\([^)]*\));', src)
