@@ -55,10 +55,10 @@ def training_curves(records, title_of, path, suptitle='', ncols=4) -> Path:
     return save(fig, path)
 
 def efficiency_plot(table, path='figures/data_efficiency', title='', baseline=None) -> Path:
-    "Test accuracy and macro-F1 vs training images (log x), both inits with std error bars; scratch@100 % (and `baseline`) as lines"
+    "Test accuracy and macro-F1 vs training images (log x), each arm with std error bars; scratch@100 % (and `baseline`) as lines"
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, (m, name) in zip(axes, [('test_accuracy', 'test accuracy'), ('test_macro_f1', 'test macro-F1')]):
-        for init, style in (('pretrained', 'o-'), ('scratch', 's--')):
+        for init, style in (('fine-tuned', 'o-'), ('frozen probe', '^:'), ('scratch', 's--')):
             d = table[table.init == init].sort_values('n_train')
             if d.empty: continue
             ax.errorbar(d.n_train, d[f'{m}_mean'], yerr=d[f'{m}_std'].fillna(0), fmt=style, capsize=3, label=init)

@@ -114,6 +114,9 @@ def _(v): return v['raw']['probe_gap'] > 0
 @claim('augmented-still-improving', 'at least half of the augmented strategy runs restored their last epoch (still improving at the cap)')
 def _(v): return v['raw']['aug_at_cap'] >= 0.5
 
+@claim('freezing-enough-when-scarce', 'at the smallest fraction the frozen probe reaches at least the macro-F1 of fine-tuning')
+def _(v): c = v['raw']['freezing_cost']; return c[min(c)][0] >= 0
+
 @claim('accuracy-flatter', 'pretrained needs a larger share of the data to match scratch@100 % in accuracy than in macro-F1')
 def _(v): return not v['raw']['crossing_acc'] < v['raw']['crossing_f1']
 
@@ -228,9 +231,14 @@ def _efficiency(v, raw, frames, results, p):
                                 'smallest class': lambda r: num(r.n_min_class), 'epochs': lambda r: num(r.epochs),
                                 'test accuracy': lambda r: pm(r.test_accuracy_mean, r.test_accuracy_std),
                                 'test macro-F1': lambda r: pm(r.test_macro_f1_mean, r.test_macro_f1_std),
-                                'macro-F1 gain [95 % CI]': lambda r: '' if np.isnan(r.test_macro_f1_diff) else
-                                f'{r.test_macro_f1_diff:+.3f} [{r.test_macro_f1_diff_lo95:+.3f}, {r.test_macro_f1_diff_hi95:+.3f}]'})
-    pt = t[t.init == 'pretrained'].set_index('fraction')
+                                'macro-F1 gain [95 % CI] over': lambda r: '' if np.isnan(r.test_macro_f1_diff) else
+                                f'{r.test_macro_f1_diff:+.3f} [{r.test_macro_f1_diff_lo95:+.3f}, {r.test_macro_f1_diff_hi95:+.3f}] {r.reference}'})
+    pt = t[t.init == 'fine-tuned'].set_index('fraction')
+    fz = t[t.init == 'frozen probe'].set_index('fraction')
+    if len(fz):  # what freezing costs against fine-tuning, per fraction: enough where the interval reaches zero
+        raw['freezing_cost'] = {f: (r.test_macro_f1_diff, r.test_macro_f1_diff_lo95, r.test_macro_f1_diff_hi95) for f, r in fz.iterrows()}
+        v['freezing'] = dict(enough=[pct(f, 0) for f, r in fz.iterrows() if r.test_macro_f1_diff_hi95 >= 0],
+                             cost_full=f"{fz.loc[fz.index.max(), 'test_macro_f1_diff']:+.3f}", cost_min=f"{fz.loc[fz.index.min(), 'test_macro_f1_diff']:+.3f}")
     raw['efficiency_f1_diff_10'] = tuple(pt.loc[0.1, [f'test_macro_f1_diff{s}' for s in ('', '_lo95', '_hi95')]])
     zero = [pct(f, 0) for f, r in pt.iterrows() if r.test_macro_f1_diff_lo95 <= 0 <= r.test_macro_f1_diff_hi95]
     v['efficiency_zero'] = zero

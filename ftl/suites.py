@@ -221,18 +221,19 @@ def _data_efficiency_outputs(study, df):
     cross['majority_baseline'] = majority_baseline(df.record.iloc[0].test)  # the same fixed test split for every run
     (lay.results/'data_efficiency_crossing.json').write_text(json.dumps(cross, indent=1))
     figures.efficiency_plot(tab, path=lay.figures/'data_efficiency', baseline=cross['majority_baseline'],
-                            title=f"{get_arch(df.arch.iloc[0]).title} on {df.dataset.iloc[0]}: pretrained vs from scratch")
+                            title=f"{get_arch(df.arch.iloc[0]).title} on {df.dataset.iloc[0]}: fine-tuned, frozen probe and from scratch")
 
 @register('data-efficiency', outputs=_data_efficiency_outputs)
 def data_efficiency(study: Study) -> list:
-    """How much labelled data: pretrained (fine-tune) vs from scratch at nested stratified fractions, 3 seeds.
-    Small fractions get more epochs so that every run has at least a quarter of the full-data steps. Both arms train their
-    whole one-cycle budget (patience = epochs) and restore their best validation epoch; scratch has its own lr and budget"""
+    """How much labelled data: pretrained (fine-tune), a frozen-feature probe and from scratch at nested stratified fractions, 3 seeds.
+    Small fractions get more epochs so that every run has at least a quarter of the full-data steps. Every arm trains its
+    whole one-cycle budget (patience = epochs) and restores its epoch by the preset's rule; scratch has its own lr and budget"""
     arch = study.arch or best_arch(study)
     base = study.config(arch=arch)
     def arms(f):
         pt, sc = (int(round(base.epochs*k*budget_factor(f))) for k in (1, DATA_EFFICIENCY['scratch_epochs_factor']))
         return [dict(pretrained=True, strategy='fine-tune', epochs=pt, patience=pt),
+                dict(pretrained=True, strategy='feature-extraction', augment='none', epochs=pt, patience=pt),  # when is freezing enough?
                 dict(pretrained=False, strategy='full-finetune', lr=DATA_EFFICIENCY['scratch_lr'], epochs=sc, patience=sc)]
     seeds = study.seeds if 'seed' in study.fixed else DATA_EFFICIENCY['seeds']
     return [replace(base, **arm, fraction=f, seed=s).validate() for f in FRACTIONS for s in seeds for arm in arms(f)]

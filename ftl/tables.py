@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np, pandas as pd
 
-__all__ = ['METRICS', 'seed_summary', 'architecture_table', 'domain_gap_table', 'strategy_table', 'efficiency_table', 'paired_diff',
+__all__ = ['METRICS', 'seed_summary', 'architecture_table', 'domain_gap_table', 'strategy_table', 'EFFICIENCY_ARMS', 'efficiency_arms', 'efficiency_table', 'paired_diff',
            'crossing_fraction', 'crossing', 'hyperparameter_table', 'selection_table', 'formatted', 'write_table']
 
 METRICS = ('test_accuracy', 'test_macro_f1', 'valid_macro_f1')
@@ -42,17 +42,26 @@ def paired_diff(a: pd.Series, b: pd.Series) -> tuple:
     half = stats.t.ppf(0.975, len(d) - 1)*d.std(ddof=1)/np.sqrt(len(d))
     return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
 
+EFFICIENCY_ARMS = {'fine-tuned': 'scratch', 'frozen probe': 'fine-tuned', 'scratch': None}  # arm -> the arm its gain is measured against
+
+def efficiency_arms(df: pd.DataFrame) -> pd.DataFrame:
+    "The data-efficiency runs with `init` naming their arm: pretrained and fine-tuned, pretrained frozen probe, or from scratch"
+    return df.assign(init=np.where(df.init == 'scratch', 'scratch', np.where(df.strategy == 'feature-extraction', 'frozen probe', 'fine-tuned')))
+
 def efficiency_table(df: pd.DataFrame) -> pd.DataFrame:
-    "Per init and fraction: images, budget, metrics over seeds; for pretrained, pretrained - scratch with a 95 % paired interval"
+    """Per arm and fraction: images, budget, metrics over seeds, and the gain over the arm's reference with a 95 % paired
+    interval (fine-tuned - scratch; frozen probe - fine-tuned, i.e. what freezing costs)"""
+    df = efficiency_arms(df)
     out = seed_summary(df, ['fraction', 'init', 'strategy', 'lr', 'epochs', 'patience'], ('test_accuracy', 'test_macro_f1'))
     n = df.groupby(['fraction', 'init']).agg(n_train=('n_train', 'first'), n_min_class=('n_min_class', 'first'))
     out = out.merge(n.reset_index(), on=['fraction', 'init'])
+    out['reference'] = out.init.map(EFFICIENCY_ARMS)
+    runs = lambda f, arm, m: df[(df.fraction == f) & (df.init == arm)].set_index('seed')[m]
     for m in ('test_accuracy', 'test_macro_f1'):
-        diffs = {f: paired_diff(*(df[(df.fraction == f) & (df.init == i)].set_index('seed')[m] for i in ('pretrained', 'scratch')))
-                 for f in out.fraction.unique()}
-        for j, s in enumerate(('', '_lo95', '_hi95')):
-            out[f'{m}_diff{s}'] = [diffs[f][j] if i == 'pretrained' else np.nan for f, i in zip(out.fraction, out.init)]
-    return out.sort_values(['fraction', 'init'], ascending=[False, True]).reset_index(drop=True)
+        diffs = [paired_diff(runs(f, i, m), runs(f, ref, m)) if ref else (np.nan,)*3 for f, i, ref in zip(out.fraction, out.init, out.reference)]
+        for j, s in enumerate(('', '_lo95', '_hi95')): out[f'{m}_diff{s}'] = [d[j] for d in diffs]
+    order = {a: i for i, a in enumerate(EFFICIENCY_ARMS)}
+    return out.sort_values(['fraction', 'init'], ascending=[False, True], key=lambda c: c.map(order) if c.name == 'init' else c).reset_index(drop=True)
 
 def crossing_fraction(fractions, pretrained_means, level) -> float:
     "Smallest fraction where the pretrained mean reaches `level`, interpolated on log-fraction (nan: never; first: at most)"
@@ -66,8 +75,9 @@ def crossing_fraction(fractions, pretrained_means, level) -> float:
     return float(np.exp(np.log(f[i-1]) + t*(np.log(f[i]) - np.log(f[i-1]))))
 
 def crossing(df: pd.DataFrame, metric='test_accuracy', n_boot=2000, seed=0) -> dict:
-    "Fraction of training data at which pretrained matches scratch@100 %, with a 95 % bootstrap interval over seeds"
-    pt, sc = df[df.init == 'pretrained'], df[(df.init == 'scratch') & (df.fraction == 1.0)]
+    "Fraction of training data at which the fine-tuned pretrained model matches scratch@100 %, with a 95 % bootstrap interval over seeds"
+    df = efficiency_arms(df)
+    pt, sc = df[df.init == 'fine-tuned'], df[(df.init == 'scratch') & (df.fraction == 1.0)]
     if pt.empty or sc.empty: return dict(metric=metric, fraction=np.nan, lo95=np.nan, hi95=np.nan, level=np.nan)
     fr = sorted(pt.fraction.unique())
     groups = [pt[pt.fraction == f][metric].values for f in fr]

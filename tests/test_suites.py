@@ -74,13 +74,15 @@ def test_study_settings_the_user_fixed_apply_to_every_run():
 
 def test_data_efficiency_configs_cover_every_arm_fraction_and_seed():
     cfgs = SUITES['data-efficiency'].configs(Study(dataset='synthetic', arch='mobilenetv2'))
-    cells = {(c.pretrained, c.fraction, c.seed) for c in cfgs}
-    assert len(cfgs) == len(cells) == 2*5*3 and len({c.key() for c in cfgs}) == 30
+    cells = {(c.pretrained, c.strategy, c.fraction, c.seed) for c in cfgs}
+    assert len(cfgs) == len(cells) == 3*5*3 and len({c.key() for c in cfgs}) == 45  # fine-tuned, frozen probe, scratch
+    assert {c.augment for c in cfgs if c.strategy == 'feature-extraction'} == {'none'}  # the cached-feature probe
     scratch = [c for c in cfgs if not c.pretrained]
     assert all(c.strategy == 'full-finetune' and c.lr > cfgs[0].lr and c.patience == c.epochs for c in scratch)
-    full = {c.pretrained: c.epochs for c in cfgs if c.fraction == 1.0}
+    full = {(c.pretrained, c.strategy): c.epochs for c in cfgs if c.fraction == 1.0}
     for c in cfgs:  # every run gets at least a quarter of the full-data optimizer steps and trains its whole budget
-        assert c.epochs*c.fraction >= 0.25*full[c.pretrained] - 0.5 and c.epochs >= full[c.pretrained] and c.patience == c.epochs
+        f = full[c.pretrained, c.strategy]
+        assert c.epochs*c.fraction >= 0.25*f - 0.5 and c.epochs >= f and c.patience == c.epochs
 
 def test_architectures_and_strategies_suites():
     assert {c.arch for c in SUITES['architectures'].configs(Study())} == {'efficientnet_lite0', 'mobilenetv2', 'vit_small_dinov2'}

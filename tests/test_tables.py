@@ -28,9 +28,13 @@ def test_efficiency_table_and_crossing_on_known_runs():
     fr = [1.0, 0.5, 0.25, 0.1, 0.05]
     pt_mean = dict(zip(fr, [0.95, 0.92, 0.90, 0.70, 0.60]))
     df = pd.DataFrame([row(True, f, s, pt_mean[f] + d) for f in fr for s, d in zip(range(3), (-0.01, 0, 0.01))] +
-                      [row(False, f, s, 0.80 - (1 - f)*0.2 + d) for f in fr for s, d in zip(range(3), (-0.02, 0, 0.02))])
+                      [row(False, f, s, 0.80 - (1 - f)*0.2 + d) for f in fr for s, d in zip(range(3), (-0.02, 0, 0.02))] +
+                      [{**row(True, f, s, pt_mean[f] - 0.05 + d), 'strategy': 'feature-extraction'} for f in fr for s, d in zip(range(3), (0.01, 0, -0.01))])
     t = tables.efficiency_table(df)
-    r = t[(t.fraction == 1.0) & (t.init == 'pretrained')].iloc[0]
+    probe = t[t.init == 'frozen probe']
+    assert len(probe) == 5 and (probe.reference == 'fine-tuned').all()  # freezing is measured against fine-tuning, seed by seed
+    assert probe.test_accuracy_diff.tolist() == pytest.approx([-0.05]*5) and (probe.test_accuracy_diff_hi95 < 0).all()
+    r = t[(t.fraction == 1.0) & (t.init == 'fine-tuned')].iloc[0]
     assert r.n_train == 1000 and r.n_min_class == 200 and r.seeds == 3
     assert r.test_accuracy_mean == pytest.approx(0.95) and r.test_accuracy_std == pytest.approx(0.01)
     assert r.test_accuracy_diff == pytest.approx(0.15) and r.test_accuracy_diff_lo95 < 0.15 < r.test_accuracy_diff_hi95
