@@ -11,7 +11,7 @@ __all__ = ['save', 'training_curves', 'efficiency_plot', 'confusion', 'error_gal
 def save(fig, path) -> Path:
     "Save `fig` as PNG (for the README and notes) and PDF (for the report), then close it"
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path.with_suffix('.png'), dpi=130, bbox_inches='tight'); fig.savefig(path.with_suffix('.pdf'), bbox_inches='tight')
+    fig.savefig(path.with_suffix('.png'), dpi=130, bbox_inches='tight'); fig.savefig(path.with_suffix('.pdf'), bbox_inches='tight', metadata={'CreationDate': None})  # same figure, same bytes
     plt.close(fig)
     return path.with_suffix('.png')
 
