@@ -111,3 +111,17 @@ def test_the_study_preset_uses_one_protocol_and_three_seeds_per_cell_in_every_su
         want = {0} if name == 'headline' else set(PRESETS['study']['seeds'])  # the headline is trained once
         assert cells and all(seeds == want for seeds in cells.values()), (name, cells)
     assert len(PRESETS['study']['seeds']) >= 3
+
+def test_the_best_recipe_is_the_best_cell_by_mean_over_seeds_not_a_lucky_seed(tmp_path, tiny, monkeypatch):
+    _, _, rec = tiny
+    st = Study(preset='study', results=str(tmp_path))
+    cfgs = {(c.strategy, c.augment, c.seed): c for c in SUITES['strategies'].configs(st)}
+    f1 = {('full-finetune', 0): 0.90, ('full-finetune', 1): 0.30, ('full-finetune', 2): 0.30,      # one lucky seed, mean 0.50
+          ('fine-tune', 0): 0.60, ('fine-tune', 1): 0.62, ('fine-tune', 2): 0.61}                  # steady, mean 0.61
+    for (strategy, seed), f in f1.items():
+        c = cfgs[strategy, 'none', seed]
+        h = [{**e, 'macro_f1': f} for e in rec.history]
+        save_record(replace(rec, key=c.key(), config=c.__dict__, history=h), record_path(tmp_path, 'strategies', c.key()))
+    best = suites.best_record(st, suites=('strategies',))
+    assert (best.config['strategy'], best.config['seed']) == ('fine-tune', 0)
+    assert {c.strategy for c in SUITES['headline'].configs(st)} == {'fine-tune'}
