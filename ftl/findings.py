@@ -306,6 +306,11 @@ def _hyper(v, raw, frames, results, p):
                            'schedule (peak lr per group, early to head)': lambda x: x.schedule.replace('stage ', 'S'),
                            'early stopping': lambda x: words(x.early_stopping), 'augmentation': lambda x: x.augmentation,
                            'seeds': lambda x: x.seeds})
+    norms = {}  # the statistics each backbone was pretrained with (timm's pretrained config), as the records applied them
+    for r in every.record: norms.setdefault(json.dumps(r.normalization), set()).add(title(r.config['arch']))
+    trio = lambda xs: num(xs[0]) if len(set(xs)) == 1 else ' / '.join(num(x) for x in xs)
+    v['normalization'] = [f"mean {trio(n['mean'])}, standard deviation {trio(n['std'])} for {' and '.join(sorted(archs))}"
+                          for n, archs in ((json.loads(k), a) for k, a in norms.items())]
     r0 = every.record.iloc[0].hyperparams
     v['hyper_common'] = dict(optimizer=optimizer_words(r0['optimizer'], r0['opt_hypers']), batch=num(h.batch_size.iloc[0]), head=layers_in_words(h['head'].iloc[0]))
 
