@@ -335,7 +335,19 @@ def _headline(v, raw, frames, results, p):
         size=num(r['size']), arch=title(r.arch), strategy=r.strategy) for _, r in h.iterrows()}
     raw['headline_acc'] = {r.dataset: max(r.test_accuracy, r.tta_accuracy) for _, r in h.iterrows()}
 
-SECTIONS = [_architectures, _domain_gap, _strategies, _imbalance, _efficiency, _resolution, _analysis, _hyper, _benchmark, _headline]  # the report's order
+def _budget(v, raw, frames, results, p):
+    "What the study's runs cost: training (and feature) minutes per suite, each run counted once, as the records measured them"
+    seen, minutes = set(), {}
+    for name, f in frames.items():
+        for r in (f.record if len(f) else []):
+            if r.key in seen or r.reused_from: continue
+            seen.add(r.key); minutes[name] = minutes.get(name, 0) + (r.train_seconds + (r.feature_seconds or 0))/60
+    if not minutes: return
+    raw['budget_hours'] = sum(minutes.values())/60
+    v['budget'] = dict(hours=num(raw['budget_hours'], 1), runs=num(len(seen)),
+                       per_suite=[f'{n} {m:.1f} min' if m < 10 else f'{n} {m:.0f} min' for n, m in minutes.items()])
+
+SECTIONS = [_architectures, _domain_gap, _strategies, _imbalance, _efficiency, _resolution, _analysis, _hyper, _benchmark, _headline, _budget]  # the report's order
 
 
 def values(frames: dict, results, source, presets: dict, preset: str) -> dict:
