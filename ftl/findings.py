@@ -164,10 +164,11 @@ def _architectures(v, raw, frames, results, p):
             'params (M)': lambda r: num(r.params_M, 2), 'MB': lambda r: num(r.size_mb, 1)}
     cols.update({f"CPU ms, {c.split('_')[2]}": (lambda r, c=c: num(r[c], 1)) for c in lat})
     v['architectures'] = table(t, cols)
-    best = t.loc[t.valid_macro_f1_mean.idxmax()]
-    raw.update(arch_valid_f1=list(t.valid_macro_f1_mean), best_arch=best.arch, largest_arch=t.loc[t.params_M.idxmax(), 'arch'] if 'params_M' in t else None)
+    best, top = t.set_index('arch').loc[tables.one_se_choice(a)], t.loc[t.valid_macro_f1_mean.idxmax()]
+    raw.update(arch_valid_f1=list(t.valid_macro_f1_mean), best_arch=top.arch, chosen_arch=best.name, largest_arch=t.loc[t.params_M.idxmax(), 'arch'] if 'params_M' in t else None)
     if lat: raw['latency'], raw['params'] = dict(zip(t.arch, t[lat[-1]])), dict(zip(t.arch, t.params_M))  # the largest size timed
-    v['best_arch'] = dict(name=title(best.arch), valid_f1=num(best.valid_macro_f1_mean), test_f1=num(best.test_macro_f1_mean))
+    v['best_arch'] = dict(name=title(top.arch), valid_f1=num(top.valid_macro_f1_mean), test_f1=num(top.test_macro_f1_mean),
+                          chosen=title(best.name), chosen_valid_f1=num(best.valid_macro_f1_mean), same=best.name == top.arch)
 
 def _domain_gap(v, raw, frames, results, p):
     "How far the domain is from each backbone's pretraining: a probe on frozen features against the fine-tuned backbone"

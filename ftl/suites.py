@@ -149,9 +149,11 @@ def write_outputs(suite: Suite, study: Study):
 # --- choices made on validation, from earlier suites ----------------------------------------------------------------------
 
 def best_arch(study: Study, default=DEFAULT_ARCH) -> str:
-    "The architecture with the best mean validation macro-F1 in the study's architectures runs (the default when there are none)"
+    """The architecture the later suites build on (the default before any architectures run): by the one-standard-error
+    rule, the smallest (fewest parameters) whose mean validation macro-F1 is within one standard error of the best mean;
+    with one seed per architecture, simply the best"""
     df = records_frame(suite_records('architectures', study))
-    return df.groupby('arch').valid_macro_f1.mean().idxmax() if len(df) else default
+    return tables.one_se_choice(df) if len(df) else default
 
 def best_record(study: Study, suites=('architectures', 'strategies')) -> Record:
     """The best cell of the study's `suites` (a configuration over its seeds) by mean validation macro-F1 at the restored

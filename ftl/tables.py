@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np, pandas as pd
 
-__all__ = ['METRICS', 'seed_summary', 'architecture_table', 'domain_gap_table', 'strategy_table', 'EFFICIENCY_ARMS', 'efficiency_arms', 'efficiency_table', 'paired_diff',
+__all__ = ['METRICS', 'seed_summary', 'architecture_table', 'one_se_choice', 'domain_gap_table', 'strategy_table', 'EFFICIENCY_ARMS', 'efficiency_arms', 'efficiency_table', 'paired_diff',
            'crossing_fraction', 'crossing', 'hyperparameter_table', 'selection_table', 'formatted', 'write_table']
 
 METRICS = ('test_accuracy', 'test_macro_f1', 'valid_macro_f1')
@@ -26,6 +26,13 @@ def architecture_table(df: pd.DataFrame, costs: pd.DataFrame | None = None) -> p
 def strategy_table(df: pd.DataFrame) -> pd.DataFrame:
     "Per architecture, strategy and augmentation: metrics over seeds, epochs and overfitting signals"
     return seed_summary(df, ['arch', 'strategy', 'augment', 'size'])
+
+def one_se_choice(df: pd.DataFrame, by='arch', metric='valid_macro_f1') -> str:
+    """The one-standard-error rule: the smallest group (fewest parameters) whose mean `metric` is within one standard error
+    (over seeds) of the best mean; with one seed per group, simply the best"""
+    g = df.groupby(by).agg(m=(metric, 'mean'), se=(metric, 'sem'), params=('params', 'first'))
+    top = g.m.idxmax()
+    return g[g.m >= g.m[top] - (g.se[top] if np.isfinite(g.se[top]) else 0)].params.idxmin()
 
 def domain_gap_table(probe: pd.DataFrame, finetuned: pd.DataFrame) -> pd.DataFrame:
     "Per architecture: a linear probe on its frozen features against the same backbone fine-tuned (metrics over seeds), and the gap"

@@ -125,3 +125,19 @@ def test_the_best_recipe_is_the_best_cell_by_mean_over_seeds_not_a_lucky_seed(tm
     best = suites.best_record(st, suites=('strategies',))
     assert (best.config['strategy'], best.config['seed']) == ('fine-tune', 0)
     assert {c.strategy for c in SUITES['headline'].configs(st)} == {'fine-tune'}
+
+def test_the_architecture_later_suites_use_is_the_smallest_within_one_standard_error_of_the_best(tmp_path, tiny):
+    _, _, rec = tiny
+    st = Study(preset='study', results=str(tmp_path))
+    cfgs = {(c.arch, c.seed): c for c in SUITES['architectures'].configs(st)}
+    params = {'efficientnet_lite0': 3_400_000, 'mobilenetv2': 2_200_000, 'vit_small_dinov2': 21_500_000}
+    def runs(f1s):
+        for (arch, seed), f in f1s.items():
+            c = cfgs[arch, seed]
+            save_record(replace(rec, key=c.key(), config=c.__dict__, params=params[arch], history=[{**e, 'macro_f1': f} for e in rec.history]),
+                        record_path(tmp_path, 'architectures', c.key()))
+    small = {('mobilenetv2', s): f for s, f in enumerate((0.55, 0.56, 0.57))}        # mean 0.56
+    runs({**small, **{('vit_small_dinov2', s): f for s, f in enumerate((0.54, 0.57, 0.60))}})  # mean 0.57, standard error 0.017
+    assert suites.best_arch(st) == 'mobilenetv2'  # the larger model is better by less than its standard error
+    runs({('vit_small_dinov2', s): f for s, f in enumerate((0.60, 0.61, 0.62))})    # mean 0.61, clearly better
+    assert suites.best_arch(st) == 'vit_small_dinov2'
