@@ -164,7 +164,14 @@ def _architectures(v, raw, frames, results, p):
             'params (M)': lambda r: num(r.params_M, 2), 'MB': lambda r: num(r.size_mb, 1)}
     cols.update({f"CPU ms, {c.split('_')[2]}": (lambda r, c=c: num(r[c], 1)) for c in lat})
     v['architectures'] = table(t, cols)
-    best, top = t.set_index('arch').loc[tables.one_se_choice(a)], t.loc[t.valid_macro_f1_mean.idxmax()]
+    from .train import grid_runs
+    fits = tables.grid_candidates(a, p.get('grid_hours'), grid_runs(p['name']))  # the rule suites.best_arch applies
+    if p.get('grid_hours'):  # the grid suites' budget on this CPU
+        hours = tables.grid_hours(a, grid_runs(p['name']))
+        v['grid'] = dict(limit=num(p['grid_hours']), runs=num(grid_runs(p['name'])),
+                         hours=[f'{title(k)} {x:.1f} h' for k, x in hours.items()],
+                         over=[title(k) for k, x in hours.items() if x > p['grid_hours']])
+    best, top = t.set_index('arch').loc[tables.one_se_choice(fits)], t.loc[t.valid_macro_f1_mean.idxmax()]
     raw.update(arch_valid_f1=list(t.valid_macro_f1_mean), best_arch=top.arch, chosen_arch=best.name, largest_arch=t.loc[t.params_M.idxmax(), 'arch'] if 'params_M' in t else None)
     if lat: raw['latency'], raw['params'] = dict(zip(t.arch, t[lat[-1]])), dict(zip(t.arch, t.params_M))  # the largest size timed
     v['best_arch'] = dict(name=title(top.arch), valid_f1=num(top.valid_macro_f1_mean), test_f1=num(top.test_macro_f1_mean),
@@ -360,7 +367,7 @@ def values(frames: dict, results, source, presets: dict, preset: str) -> dict:
                      split={k: num(n) for k, n in split.items()}, split_fracs=[pct(f, 0) for f in source.info.get('split_fracs', ())],
                      native_px=num(_native_size(source)), mono=num(int((source.info.get('cell_type', np.array([])) == 'mono').sum())),
                      poly=num(int((source.info.get('cell_type', np.array([])) == 'poly').sum())))
-    p = {**presets[preset], 'study_size': presets.get('study', presets[preset])['size']}  # the study preset's size, chosen from the resolution runs
+    p = {**presets[preset], 'name': preset, 'study_size': presets.get('study', presets[preset])['size']}  # the study preset's size, chosen from the resolution runs
     v['preset'] = dict(name=preset, size=num(p['size']), epochs=num(p['epochs']), patience=num(p['patience']), bs=num(p['bs']),
                        seeds=num(len(p['seeds'])), augment_arms=list(p['augment_arms']),
                        augment_words=[f"{a} ({describe_augmentation(a)['description']})" for a in p['augment_arms'] if a != 'none'],

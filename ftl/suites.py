@@ -9,7 +9,7 @@ from typing import Callable
 from .errors import UserError, ConfigError
 from .models import OFFLINE, ONLINE, get_arch
 from .strategies import STRATEGIES
-from .train import Config, PRESETS, preset_config, train, export
+from .train import Config, PRESETS, preset_config, grid_runs, train, export
 from .records import (Record, CorruptRecord, record_path, save_record, load_record, read_records, find_twin, set_aside,
                       check_writable, records_frame)
 from . import tables, figures
@@ -135,7 +135,8 @@ def suite_records(suite: Suite | str, study: Study) -> list:
     suite = SUITES[suite] if isinstance(suite, str) else suite
     folder = study.layout.results/suite.name
     if not folder.exists(): return []
-    mine = {record_path(study.layout.results, suite.name, c.key()) for c in suite.configs(study)}
+    try: mine = {record_path(study.layout.results, suite.name, c.key()) for c in suite.configs(study)}
+    except UserError: return []  # its configs depend on a suite that has not run yet
     return [r for r in read_records(folder) if Path(r.path) in mine]
 
 def write_outputs(suite: Suite, study: Study):
@@ -149,11 +150,12 @@ def write_outputs(suite: Suite, study: Study):
 # --- choices made on validation, from earlier suites ----------------------------------------------------------------------
 
 def best_arch(study: Study, default=DEFAULT_ARCH) -> str:
-    """The architecture the later suites build on (the default before any architectures run): by the one-standard-error
-    rule, the smallest (fewest parameters) whose mean validation macro-F1 is within one standard error of the best mean;
-    with one seed per architecture, simply the best"""
+    """The architecture the grid suites (strategies, data efficiency) build on (the default before any architectures run):
+    among those whose grid fits the preset's budget, the smallest (fewest parameters) whose mean validation macro-F1 is
+    within one standard error of the best mean (the one-standard-error rule); with one seed per architecture, the best"""
     df = records_frame(suite_records('architectures', study))
-    return tables.one_se_choice(df) if len(df) else default
+    if not len(df): return default
+    return tables.one_se_choice(tables.grid_candidates(df, PRESETS[study.preset].get('grid_hours'), grid_runs(study.preset)))
 
 def best_record(study: Study, suites=('architectures', 'strategies')) -> Record:
     """The best cell of the study's `suites` (a configuration over its seeds) by mean validation macro-F1 at the restored
@@ -282,9 +284,10 @@ def _headline_outputs(study, df):
 
 @register('headline', export=True, outputs=_headline_outputs)
 def headline(study: Study) -> list:
-    "The headline model: the best recipe on validation (strategies, imbalance), trained once at full resolution, tested with and without TTA"
+    """The headline model: the best cell on validation (architectures, strategies, imbalance: a backbone too costly for the
+    grids can still win), trained once at full resolution, tested with and without TTA"""
     if not suite_records('strategies', study): raise UserError(f"No strategies records for preset {study.preset!r}: run --suite strategies first")
-    best = best_record(study, suites=('strategies', 'imbalance'))
+    best = best_record(study, suites=('architectures', 'strategies', 'imbalance'))
     m = get_arch(best.config['arch']).size_multiple
     return [replace(Config(**best.config), dataset=d, size=int(round(HEADLINE['size']/m))*m, tta=HEADLINE['tta'], seed=0).validate()
             for d in HEADLINE['datasets']]

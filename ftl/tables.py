@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np, pandas as pd
 
-__all__ = ['METRICS', 'seed_summary', 'architecture_table', 'one_se_choice', 'domain_gap_table', 'strategy_table', 'EFFICIENCY_ARMS', 'efficiency_arms', 'efficiency_table', 'paired_diff',
+__all__ = ['METRICS', 'seed_summary', 'architecture_table', 'one_se_choice', 'grid_hours', 'grid_candidates', 'domain_gap_table', 'strategy_table', 'EFFICIENCY_ARMS', 'efficiency_arms', 'efficiency_table', 'paired_diff',
            'crossing_fraction', 'crossing', 'hyperparameter_table', 'selection_table', 'formatted', 'write_table']
 
 METRICS = ('test_accuracy', 'test_macro_f1', 'valid_macro_f1')
@@ -33,6 +33,16 @@ def one_se_choice(df: pd.DataFrame, by='arch', metric='valid_macro_f1') -> str:
     g = df.groupby(by).agg(m=(metric, 'mean'), se=(metric, 'sem'), params=('params', 'first'))
     top = g.m.idxmax()
     return g[g.m >= g.m[top] - (g.se[top] if np.isfinite(g.se[top]) else 0)].params.idxmin()
+
+def grid_hours(df: pd.DataFrame, runs: int) -> pd.Series:
+    "Per architecture: hours a grid of `runs` would take, from its median training time per run in `df` (robust to a busy machine)"
+    return df.groupby('arch').train_seconds.median()*runs/3600
+
+def grid_candidates(df: pd.DataFrame, limit_hours: float | None, runs: int) -> pd.DataFrame:
+    "The runs of the architectures whose grid of `runs` fits `limit_hours` (all without a limit; the cheapest if none fits)"
+    if not limit_hours: return df
+    hours = grid_hours(df, runs)
+    return df[df.arch.isin(hours[hours <= limit_hours].index if (hours <= limit_hours).any() else [hours.idxmin()])]
 
 def domain_gap_table(probe: pd.DataFrame, finetuned: pd.DataFrame) -> pd.DataFrame:
     "Per architecture: a linear probe on its frozen features against the same backbone fine-tuned (metrics over seeds), and the gap"

@@ -17,7 +17,7 @@ from .strategies import STRATEGIES, AUGMENTATIONS, N_GROUPS, augmentations, desc
 from .evaluate import test_metrics
 from .records import Record, SCHEMA_VERSION
 
-__all__ = ['Config', 'PRESETS', 'MONITORS', 'History', 'PlainTensors', 'preset_config', 'prepare', 'build_learner', 'train',
+__all__ = ['Config', 'PRESETS', 'MONITORS', 'History', 'PlainTensors', 'preset_config', 'grid_runs', 'prepare', 'build_learner', 'train',
            'run', 'export']
 
 MONITORS = ('valid_loss', 'macro_f1', 'accuracy', 'last')  # what picks the restored epoch on validation; 'last': the final one
@@ -86,9 +86,15 @@ PRESETS = {  # settings for a kind of machine: Config fields, plus the seeds and
     'quick': dict(size=84, epochs=8, patience=3, bs=32, seeds=(0,), augment_arms=('none', 'fastai')),  # a first look on 2 CPU cores
     'full': dict(size=224, epochs=30, patience=30, bs=64, seeds=(0, 1, 2), augment_arms=('none', 'dihedral')),  # the study, for a GPU
     # this CPU's study, within 6 hours: 128 px (validation macro-F1 within 0.01 of 224 px at a sixth of the cost: the resolution
-    # suite), the whole one-cycle schedule, the final annealed epoch restored (no worse than the validation-loss pick on average)
-    'study': dict(size=128, epochs=12, patience=12, bs=32, seeds=(0, 1, 2), augment_arms=('none', 'dihedral'), monitor='last'),
+    # suite), the whole one-cycle schedule, the final annealed epoch restored (no worse than the validation-loss pick on average);
+    # the grid suites build on a backbone whose strategies grid fits `grid_hours` of this CPU
+    'study': dict(size=128, epochs=12, patience=12, bs=32, seeds=(0, 1, 2), augment_arms=('none', 'dihedral'), monitor='last',
+                  grid_hours=4),
 }
+
+def grid_runs(preset: str) -> int:
+    "Runs in a preset's strategies grid: every strategy, augmentation arm and seed"
+    return len(STRATEGIES)*len(PRESETS[preset]['augment_arms'])*len(PRESETS[preset]['seeds'])
 
 def preset_config(preset='quick', **kw) -> Config:
     "A `Config` with a preset's settings, overridden by `kw`"

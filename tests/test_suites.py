@@ -131,13 +131,20 @@ def test_the_architecture_later_suites_use_is_the_smallest_within_one_standard_e
     st = Study(preset='study', results=str(tmp_path))
     cfgs = {(c.arch, c.seed): c for c in SUITES['architectures'].configs(st)}
     params = {'efficientnet_lite0': 3_400_000, 'mobilenetv2': 2_200_000, 'vit_small_dinov2': 21_500_000}
-    def runs(f1s):
+    def runs(f1s, minutes=5):
         for (arch, seed), f in f1s.items():
             c = cfgs[arch, seed]
-            save_record(replace(rec, key=c.key(), config=c.__dict__, params=params[arch], history=[{**e, 'macro_f1': f} for e in rec.history]),
-                        record_path(tmp_path, 'architectures', c.key()))
+            save_record(replace(rec, key=c.key(), config=c.__dict__, params=params[arch], history=[{**e, 'macro_f1': f} for e in rec.history],
+                                train_seconds=60.*minutes), record_path(tmp_path, 'architectures', c.key()))
     small = {('mobilenetv2', s): f for s, f in enumerate((0.55, 0.56, 0.57))}        # mean 0.56
     runs({**small, **{('vit_small_dinov2', s): f for s, f in enumerate((0.54, 0.57, 0.60))}})  # mean 0.57, standard error 0.017
     assert suites.best_arch(st) == 'mobilenetv2'  # the larger model is better by less than its standard error
     runs({('vit_small_dinov2', s): f for s, f in enumerate((0.60, 0.61, 0.62))})    # mean 0.61, clearly better
     assert suites.best_arch(st) == 'vit_small_dinov2'
+    from ftl.train import PRESETS
+    slow = 60*PRESETS['study']['grid_hours']/suites.grid_runs('study') + 1  # minutes per run that would overrun the grid budget
+    runs({('vit_small_dinov2', s): f for s, f in enumerate((0.60, 0.61, 0.62))}, minutes=slow)
+    assert suites.best_arch(st) == 'mobilenetv2'  # the grids build on a backbone they can afford ...
+    c = cfgs['mobilenetv2', 0]  # the strategies grid ran on it (its fine-tune cell is the architectures run)
+    save_record(load_record(record_path(tmp_path, 'architectures', c.key())), record_path(tmp_path, 'strategies', c.key()))
+    assert {c.arch for c in SUITES['headline'].configs(st)} == {'vit_small_dinov2'}  # ... the headline takes the best cell
