@@ -38,14 +38,15 @@ def _panel(ax, runs, title):
     return ax2
 
 def training_curves(records, title_of, path, suptitle='', ncols=4) -> Path:
-    """One panel per cell, the runs whose `title_of(record)` agree (seeds of one configuration): losses and validation
-    macro-F1, mean over the seeds with a band of one std, restored epochs (red), stage boundaries (dotted)"""
+    """One panel per cell (the seeds of one configuration), titled by `title_of(record)`: losses and validation macro-F1,
+    mean over the seeds with a band of one std, restored epochs (red), stage boundaries (dotted)"""
+    from .records import cell_key
     cells = {}
-    for r in records: cells.setdefault(title_of(r), []).append(r)
+    for r in records: cells.setdefault(cell_key(r), []).append(r)
     n = len(cells); nrows = int(np.ceil(n/ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.1*ncols, 2.4*nrows), squeeze=False)
-    for ax, (title, runs) in zip(axes.flat, cells.items()):
-        ax2 = _panel(ax, runs, title + (f' ({len(runs)} seeds)' if len(runs) > 1 else ''))
+    for ax, runs in zip(axes.flat, cells.values()):
+        ax2 = _panel(ax, runs, title_of(runs[0]) + (f' ({len(runs)} seeds)' if len(runs) > 1 else ''))
     for ax in axes.flat[n:]: ax.axis('off')
     h1, l1 = axes.flat[0].get_legend_handles_labels(); h2, l2 = ax2.get_legend_handles_labels()
     fig.legend(h1 + h2 + [plt.Line2D([], [], color='tab:red'), plt.Line2D([], [], color='grey', ls=':')],

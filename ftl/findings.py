@@ -12,6 +12,7 @@ from .benchmark import cost_table
 from .evaluate import majority_baseline
 from .analysis import RULES
 from .strategies import describe_augmentation
+from .train import grid_runs
 
 __all__ = ['num', 'pct', 'table', 'Claim', 'ClaimFailed', 'check_claims', 'CLAIMS']
 
@@ -164,11 +165,11 @@ def _architectures(v, raw, frames, results, p):
             'params (M)': lambda r: num(r.params_M, 2), 'MB': lambda r: num(r.size_mb, 1)}
     cols.update({f"CPU ms, {c.split('_')[2]}": (lambda r, c=c: num(r[c], 1)) for c in lat})
     v['architectures'] = table(t, cols)
-    from .train import grid_runs
-    fits = tables.grid_candidates(a, p.get('grid_hours'), grid_runs(p['name']))  # the rule suites.best_arch applies
+    runs = grid_runs(p['name'])
+    fits = tables.grid_candidates(a, p.get('grid_hours'), runs)  # the rule suites.best_arch applies
     if p.get('grid_hours'):  # the grid suites' budget on this CPU
-        hours = tables.grid_hours(a, grid_runs(p['name']))
-        v['grid'] = dict(limit=num(p['grid_hours']), runs=num(grid_runs(p['name'])),
+        hours = tables.grid_hours(a, runs)
+        v['grid'] = dict(limit=num(p['grid_hours']), runs=num(runs),
                          hours=[f'{title(k)} {x:.1f} h' for k, x in hours.items()],
                          over=[title(k) for k, x in hours.items() if x > p['grid_hours']])
     best, top = t.set_index('arch').loc[tables.one_se_choice(fits)], t.loc[t.valid_macro_f1_mean.idxmax()]
@@ -290,7 +291,6 @@ def _analysis(v, raw, frames, results, p):
     rates = li[li.split == 'train'].groupby('label', sort=False).label_issue.mean()
     raw['flag_rates'], raw['classes'] = rates.to_dict(), list(pc['class'])
     v['flag_rates'] = {k: pct(x, 0) for k, x in rates.items()}
-    m = next((r for f in frames.values() if len(f) for r in f.record if r.key == s['model']), None)
     v['analysis'] = dict(model=(f"{title(m.config['arch'])}, {m.config['strategy']}, {m.config['size']} px" if m else 'the analysed model'), probe=s['probe'], issues={k: num(n) for k, n in s['label_issues'].items()},
                          images={k: num(n) for k, n in s['images'].items()}, test_errors=num(s['test_errors']),
                          flagged=num(s['test_errors_flagged']), categories={k: num(n) for k, n in s['categories'].items()},

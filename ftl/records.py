@@ -8,7 +8,7 @@ from .errors import ResultsError
 from .files import write_atomic
 
 __all__ = ['SCHEMA_VERSION', 'Record', 'CorruptRecord', 'record_path', 'save_record', 'load_record', 'read_records',
-           'find_twin', 'set_aside', 'check_writable', 'records_frame', 'write_atomic']
+           'find_twin', 'set_aside', 'check_writable', 'cell_key', 'records_frame', 'write_atomic']
 
 SCHEMA_VERSION = 2
 
@@ -119,6 +119,10 @@ def _signals(r: Record) -> dict:
     tl, vl, b = [e['train_loss'] for e in r.history], [e['valid_loss'] for e in r.history], r.best_epoch - 1
     return dict(gap_best=vl[b] - tl[b], gap_last=vl[-1] - tl[-1], epochs_after_best=len(r.history) - r.best_epoch,
                 valid_up_train_down=bool(vl[-1] > vl[b] and tl[-1] < tl[b]))
+
+def cell_key(r: Record) -> str:
+    "The cell a run belongs to: its configuration without the seed (the seeds of one cell share it)"
+    return json.dumps({k: v for k, v in r.config.items() if k != 'seed'}, sort_keys=True)
 
 def records_frame(records) -> pd.DataFrame:
     "One row per record: its config, where it came from, best-epoch validation and test metrics, sizes, timings, signals"

@@ -2,16 +2,16 @@
 in one registry that the command line reads, and the runner that turns a suite's configs into stored records"""
 from __future__ import annotations
 import json, shutil
-import numpy as np
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
+import numpy as np
 from .errors import UserError, ConfigError
 from .models import OFFLINE, ONLINE, get_arch
 from .strategies import STRATEGIES
 from .train import Config, PRESETS, preset_config, grid_runs, train, export
 from .records import (Record, CorruptRecord, record_path, save_record, load_record, read_records, find_twin, set_aside,
-                      check_writable, records_frame)
+                      check_writable, cell_key, records_frame)
 from . import tables, figures
 
 __all__ = ['Layout', 'Study', 'Suite', 'SUITES', 'register', 'run_suite', 'run_config', 'sequential', 'best_arch', 'best_record',
@@ -163,12 +163,12 @@ def best_record(study: Study, suites=('architectures', 'strategies')) -> Record:
     recs = {r.key: r for s in suites for r in suite_records(s, study)}.values()  # a config two suites share counts once
     if not recs: raise UserError(f"No records of {list(suites)} under {study.results} for preset {study.preset!r}: run those suites first")
     cells = {}
-    for r in recs: cells.setdefault(json.dumps({k: v for k, v in r.config.items() if k != 'seed'}, sort_keys=True), []).append(r)
+    for r in recs: cells.setdefault(cell_key(r), []).append(r)
     best = max(cells.values(), key=lambda rs: (np.mean([r.best['macro_f1'] for r in rs]), min(r.key for r in rs)))
     return min(best, key=lambda r: r.config['seed'])
 
 def _title(r: Record) -> str:
-    "A cell's panel title, in words (the seeds of one configuration share it)"
+    "A cell's panel title, in words"
     c = r.config
     return f"{get_arch(c['arch']).title}, {c['strategy']}, aug {c['augment']}"
 
