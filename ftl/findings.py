@@ -152,11 +152,11 @@ def _native_size(source) -> int:
     if files is None: return source.images.shape[1]
     with Image.open(files[0]) as im: return im.size[0]
 
-def _architectures(v, raw, frames, results, p):
+def _architectures(v, raw, frames, lay, p):
     "Which backbone: accuracy and cost in one table"
     a = frames.get('architectures', pd.DataFrame())
     if not len(a): return
-    t = tables.architecture_table(a, cost_table(results/'benchmark'))
+    t = tables.architecture_table(a, cost_table(lay.results/'benchmark'))
     lat = sorted((c for c in t.columns if c.startswith('cpu_ms_')), key=lambda c: int(c.split('_')[2][:-2]))
     cols = {'architecture': lambda r: title(r.arch), 'pretraining': lambda r: r.pretraining,
             'seeds': lambda r: num(r.seeds), 'test accuracy': lambda r: pm(r.test_accuracy_mean, r.test_accuracy_std),
@@ -178,7 +178,7 @@ def _architectures(v, raw, frames, results, p):
     v['best_arch'] = dict(name=title(top.arch), valid_f1=num(top.valid_macro_f1_mean), test_f1=num(top.test_macro_f1_mean),
                           chosen=title(best.name), chosen_valid_f1=num(best.valid_macro_f1_mean), same=best.name == top.arch)
 
-def _domain_gap(v, raw, frames, results, p):
+def _domain_gap(v, raw, frames, lay, p):
     "How far the domain is from each backbone's pretraining: a probe on frozen features against the fine-tuned backbone"
     g, a = frames.get('domain-gap', pd.DataFrame()), frames.get('architectures', pd.DataFrame())
     if not (len(g) and len(a)): return
@@ -193,7 +193,7 @@ def _domain_gap(v, raw, frames, results, p):
     v['domain_gap_range'] = dict(lo=f'{t.test_macro_f1_gap.min():+.3f}', hi=f'{t.test_macro_f1_gap.max():+.3f}',
                                  best_probe=title(t.loc[t.valid_macro_f1_mean_probe.idxmax(), 'arch']))
 
-def _strategies(v, raw, frames, results, p):
+def _strategies(v, raw, frames, lay, p):
     "Which way of fine-tuning, augmentation, overfitting"
     s = frames.get('strategies', pd.DataFrame())
     if not len(s): return
@@ -218,7 +218,7 @@ def _strategies(v, raw, frames, results, p):
     aug = s[s.augment != 'none']
     raw['aug_at_cap'] = float((aug.epochs_after_best == 0).mean()) if len(aug) else np.nan
 
-def _imbalance(v, raw, frames, results, p):
+def _imbalance(v, raw, frames, lay, p):
     "Class imbalance: the best strategies configuration with and without a class-weighted loss"
     i = frames.get('imbalance', pd.DataFrame())
     if not len(i): return
@@ -231,7 +231,7 @@ def _imbalance(v, raw, frames, results, p):
         raw['class_weights_gain'] = float(t.loc[True, 'valid_macro_f1_mean'] - t.loc[False, 'valid_macro_f1_mean'])
         v['class_weights'] = dict(gain=f"{raw['class_weights_gain']:+.3f}", adopted=raw['class_weights_gain'] > 0)
 
-def _efficiency(v, raw, frames, results, p):
+def _efficiency(v, raw, frames, lay, p):
     "How much labelled data: pretrained vs scratch, the crossing, the majority baseline"
     e = frames.get('data-efficiency', pd.DataFrame())
     if not len(e): return
@@ -260,7 +260,7 @@ def _efficiency(v, raw, frames, results, p):
     v['efficiency_arch'], v['efficiency_seeds'] = title(e.arch.iloc[0]), num(int(t.seeds.max()))
 
 
-def _resolution(v, raw, frames, results, p):
+def _resolution(v, raw, frames, lay, p):
     "Which image size, and which epoch to restore"
     r = frames.get('resolution', pd.DataFrame())
     if not len(r): return
@@ -278,9 +278,9 @@ def _resolution(v, raw, frames, results, p):
     v['resolution_setup'] = dict(arch=title(r.arch.iloc[0]), strategy=r.strategy.iloc[0], augment=r.augment.iloc[0], epochs=num(r.epochs.iloc[0]))
 
 
-def _analysis(v, raw, frames, results, p):
+def _analysis(v, raw, frames, lay, p):
     "Where and why the analysed model fails"
-    an = results/'analysis'
+    an = lay.tables/'analysis'
     if not (an/'summary.json').exists(): return
     s = json.loads((an/'summary.json').read_text())
     pc = pd.read_csv(an/'per_class.csv')
@@ -304,7 +304,7 @@ def _analysis(v, raw, frames, results, p):
                               'what a person sees': lambda x: x.commentary})
 
 
-def _hyper(v, raw, frames, results, p):
+def _hyper(v, raw, frames, lay, p):
     "The hyperparameters of every experiment"
     every = pd.concat([f for f in frames.values() if len(f)], ignore_index=True) if any(len(f) for f in frames.values()) else pd.DataFrame()
     if not len(every): return
@@ -322,9 +322,9 @@ def _hyper(v, raw, frames, results, p):
     r0 = every.record.iloc[0].hyperparams
     v['hyper_common'] = dict(optimizer=optimizer_words(r0['optimizer'], r0['opt_hypers']), batch=num(h.batch_size.iloc[0]), head=layers_in_words(h['head'].iloc[0]))
 
-def _benchmark(v, raw, frames, results, p):
+def _benchmark(v, raw, frames, lay, p):
     "The full inference benchmark, every device measured"
-    files = sorted((results/'benchmark').glob('benchmark_*.csv'))
+    files = sorted((lay.results/'benchmark').glob('benchmark_*.csv'))
     if not files: return
     b = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
     v['benchmark'] = table(b, {'architecture': lambda x: title(x.arch), 'device': lambda x: x.device_name, 'px': lambda x: num(x.image_size),
@@ -334,7 +334,7 @@ def _benchmark(v, raw, frames, results, p):
                                'images/s, batch': lambda x: f'{x.throughput_img_s:.0f}, {x.throughput_bs}', 'threads': lambda x: num(x.threads)})
     v['gpu_measured'] = bool((b.device != 'cpu').any())
 
-def _headline(v, raw, frames, results, p):
+def _headline(v, raw, frames, lay, p):
     "The headline models: the best recipe at full resolution, four classes and binary, with and without TTA"
     h = frames.get('headline', pd.DataFrame())
     if not len(h): return
@@ -343,7 +343,7 @@ def _headline(v, raw, frames, results, p):
         size=num(r['size']), arch=title(r.arch), strategy=r.strategy) for _, r in h.iterrows()}
     raw['headline_acc'] = {r.dataset: max(r.test_accuracy, r.tta_accuracy) for _, r in h.iterrows()}
 
-def _budget(v, raw, frames, results, p):
+def _budget(v, raw, frames, lay, p):
     "What the study's runs cost: training (and feature) minutes per suite, each run counted once, as the records measured them"
     seen, minutes = set(), {}
     for name, f in frames.items():
@@ -358,9 +358,8 @@ def _budget(v, raw, frames, results, p):
 SECTIONS = [_architectures, _domain_gap, _strategies, _imbalance, _efficiency, _resolution, _analysis, _hyper, _benchmark, _headline, _budget]  # the report's order
 
 
-def values(frames: dict, results, source, presets: dict, preset: str) -> dict:
-    "Everything the report prints, formatted, plus the raw numbers its claims check (`raw`)"
-    results = Path(results)
+def values(frames: dict, layout, source, presets: dict, preset: str) -> dict:
+    "Everything the report prints, formatted, plus the raw numbers its claims check (`raw`), from the records and `layout`'s files"
     v, raw = {}, {}
     counts, split = source.counts(), {s: int((source.split == s).sum()) for s in ('train', 'valid', 'test')}
     v['data'] = dict(n=num(len(source.labels)), classes=source.classes, counts={k: num(c) for k, c in counts.items()},
@@ -372,7 +371,7 @@ def values(frames: dict, results, source, presets: dict, preset: str) -> dict:
                        seeds=num(len(p['seeds'])), augment_arms=list(p['augment_arms']),
                        augment_words=[f"{a} ({describe_augmentation(a)['description']})" for a in p['augment_arms'] if a != 'none'],
                        restore=MONITOR_NAMES[p.get('monitor', 'valid_loss')], whole=p['patience'] >= p['epochs'], first_look=preset == 'quick')
-    for section in SECTIONS: section(v, raw, frames, results, p)
+    for section in SECTIONS: section(v, raw, frames, layout, p)
     v['raw'] = raw
     v['claims'] = check_claims(v)
     return v

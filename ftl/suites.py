@@ -14,25 +14,30 @@ from .records import (Record, CorruptRecord, record_path, save_record, load_reco
                       check_writable, cell_key, records_frame)
 from . import tables, figures
 
-__all__ = ['Layout', 'Study', 'Suite', 'SUITES', 'register', 'run_suite', 'run_config', 'sequential', 'best_arch', 'best_record',
+__all__ = ['Layout', 'REPORTED_PRESET', 'Study', 'Suite', 'SUITES', 'register', 'run_suite', 'run_config', 'sequential', 'best_arch', 'best_record',
            'budget_factor', 'FRACTIONS', 'DEFAULT_ARCH']
 
 DEFAULT_ARCH = 'efficientnet_lite0'
 FRACTIONS = (1.0, 0.5, 0.25, 0.1, 0.05)
 
+REPORTED_PRESET = 'study'  # the preset whose tables, figures and report are the committed study (at the top level)
+
 @dataclass(frozen=True)
 class Layout:
-    "Where a study writes: records and tables, figures, exported learners, the report"
+    "Where a study writes: records (one folder per suite) and benchmarks; the preset's tables and analysis; figures, learners, report"
     results: Path
+    tables: Path
     figures: Path
     models: Path
     report: Path
     @classmethod
-    def of(cls, results='results') -> 'Layout':
-        "The committed study's layout for `results`, or everything inside another results folder (a trial never overwrites the study)"
+    def of(cls, results='results', preset=REPORTED_PRESET) -> 'Layout':
+        """The committed study's layout for `results` (another preset's tables, figures and report in a subfolder named after
+        it, so a quick look never rewrites the study's), or everything inside another results folder (a trial)"""
         r = Path(results)
-        if r == Path('results'): return cls(r, Path('figures'), Path('models'), Path('report'))
-        return cls(r, r/'figures', r/'models', r/'report')
+        if r != Path('results'): return cls(r, r, r/'figures', r/'models', r/'report')
+        sub = Path() if preset == REPORTED_PRESET else Path(preset)
+        return cls(r, r/sub, Path('figures')/sub, Path('models'), Path('report')/sub)
 
 @dataclass(frozen=True)
 class Study:
@@ -48,7 +53,7 @@ class Study:
     def __post_init__(self):
         if self.preset not in PRESETS: raise ConfigError(f"Unknown preset {self.preset!r}; choose from {list(PRESETS)}")
     @property
-    def layout(self) -> Layout: return Layout.of(self.results)
+    def layout(self) -> Layout: return Layout.of(self.results, self.preset)
     @property
     def seeds(self) -> tuple: return (self.fixed['seed'],) if 'seed' in self.fixed else PRESETS[self.preset]['seeds']
     def config(self, **kw) -> Config:
@@ -144,8 +149,8 @@ def write_outputs(suite: Suite, study: Study):
     lay = study.layout
     recs = suite_records(suite, study)
     if recs and suite.outputs: suite.outputs(study, records_frame(recs))
-    every = [r for s in SUITES.values() if s.configs for r in read_records(lay.results/s.name)]
-    if every: tables.write_table(tables.hyperparameter_table(records_frame(every)), lay.results/'hyperparameters')
+    every = [r for s in SUITES.values() if s.configs for r in suite_records(s, study)]
+    if every: tables.write_table(tables.hyperparameter_table(records_frame(every)), lay.tables/'hyperparameters')
 
 # --- choices made on validation, from earlier suites ----------------------------------------------------------------------
 
@@ -182,7 +187,7 @@ def smoke(study: Study) -> list:
 def _architectures_outputs(study, df):
     lay = study.layout
     from .benchmark import cost_table
-    tables.write_table(tables.architecture_table(df, cost_table(lay.results/'benchmark')), lay.results/'architectures_table')
+    tables.write_table(tables.architecture_table(df, cost_table(lay.results/'benchmark')), lay.tables/'architectures_table')
     figures.training_curves(sorted(df.record, key=lambda r: (r.config['arch'], r.config['seed'])), _title,
                             lay.figures/'curves_architectures', 'Architectures: fine-tune, 100 % data', ncols=3)
 
@@ -194,7 +199,7 @@ def architectures(study: Study) -> list:
 
 def _domain_gap_outputs(study, df):
     finetuned = records_frame(suite_records('architectures', study))
-    if len(finetuned): tables.write_table(tables.domain_gap_table(df, finetuned), study.layout.results/'domain_gap_table')
+    if len(finetuned): tables.write_table(tables.domain_gap_table(df, finetuned), study.layout.tables/'domain_gap_table')
 
 @register('domain-gap', outputs=_domain_gap_outputs)
 def domain_gap(study: Study) -> list:
@@ -205,7 +210,7 @@ def _strategies_outputs(study, df):
     lay = study.layout
     main = df.arch.value_counts().index[0]  # the suite's architecture; other rows: runs of an earlier choice
     df = df.assign(_o=[(a != main, a, list(STRATEGIES).index(s), g, sd) for a, s, g, sd in zip(df.arch, df.strategy, df.augment, df.seed)]).sort_values('_o')
-    tables.write_table(tables.strategy_table(df), lay.results/'strategies_table')
+    tables.write_table(tables.strategy_table(df), lay.tables/'strategies_table')
     figures.training_curves(list(df.record), _title, lay.figures/'curves_strategies', f"Strategies on {get_arch(main).title}", ncols=5)
 
 @register('strategies', export=True, outputs=_strategies_outputs)
@@ -225,10 +230,10 @@ def _data_efficiency_outputs(study, df):
     lay = study.layout
     from .evaluate import majority_baseline
     tab = tables.efficiency_table(df)
-    tables.write_table(tab, lay.results/'data_efficiency_table')
+    tables.write_table(tab, lay.tables/'data_efficiency_table')
     cross = {m: tables.crossing(df, m) for m in ('test_accuracy', 'test_macro_f1')}
     cross['majority_baseline'] = majority_baseline(df.record.iloc[0].test)  # the same fixed test split for every run
-    (lay.results/'data_efficiency_crossing.json').write_text(json.dumps(cross, indent=1))
+    (lay.tables/'data_efficiency_crossing.json').write_text(json.dumps(cross, indent=1))
     figures.efficiency_plot(tab, path=lay.figures/'data_efficiency', baseline=cross['majority_baseline'],
                             title=f"{get_arch(df.arch.iloc[0]).title} on {df.dataset.iloc[0]}: fine-tuned, frozen probe and from scratch")
 
@@ -252,8 +257,8 @@ RESOLUTION = dict(sizes=(84, 128, 160, 224), epochs=16, augment='dihedral')  # t
 def _resolution_outputs(study, df):
     lay = study.layout
     tab = tables.seed_summary(df, ['arch', 'strategy', 'augment', 'size'], ('valid_accuracy', 'valid_macro_f1', 'test_accuracy', 'test_macro_f1'))
-    tables.write_table(tab.sort_values('size'), lay.results/'resolution_table')
-    tables.write_table(tables.selection_table(df), lay.results/'selection_rules')
+    tables.write_table(tab.sort_values('size'), lay.tables/'resolution_table')
+    tables.write_table(tables.selection_table(df), lay.tables/'selection_rules')
     figures.metric_vs(tab.sort_values('size'), 'size', ['valid_macro_f1_mean', 'test_macro_f1_mean', 'valid_accuracy_mean', 'test_accuracy_mean'],
                       lay.figures/'resolution', f"{get_arch(df.arch.iloc[0]).title}, {df.strategy.iloc[0]}, augmentation {df.augment.iloc[0]}: image size",
                       xlabel='image size (px)', right=('train_min', 'training minutes'))
@@ -267,7 +272,7 @@ def resolution(study: Study) -> list:
                          epochs=RESOLUTION['epochs'], patience=RESOLUTION['epochs'], seed=0) for s in RESOLUTION['sizes']]
 
 def _imbalance_outputs(study, df):
-    tables.write_table(tables.seed_summary(df, ['arch', 'strategy', 'augment', 'class_weights', 'size']), study.layout.results/'imbalance_table')
+    tables.write_table(tables.seed_summary(df, ['arch', 'strategy', 'augment', 'class_weights', 'size']), study.layout.tables/'imbalance_table')
 
 @register('imbalance', outputs=_imbalance_outputs)
 def imbalance(study: Study) -> list:
@@ -280,7 +285,7 @@ HEADLINE = dict(size=224, datasets=('elpv', 'elpv-binary'), tta=True)  # the nat
 def _headline_outputs(study, df):
     cols = ['dataset', 'arch', 'strategy', 'augment', 'class_weights', 'size', 'epochs', 'valid_accuracy', 'valid_macro_f1',
             'test_accuracy', 'test_macro_f1', 'tta_accuracy', 'tta_macro_f1', 'train_seconds']
-    tables.write_table(df[cols], study.layout.results/'headline_table')
+    tables.write_table(df[cols], study.layout.tables/'headline_table')
 
 @register('headline', export=True, outputs=_headline_outputs)
 def headline(study: Study) -> list:
@@ -306,7 +311,7 @@ def analysis(study: Study):
     lay = study.layout
     heads = [r for r in suite_records('headline', study) if r.config['dataset'] == study.dataset]
     rec = heads[0] if heads else best_record(study)
-    out = check_writable(lay.results/'analysis')
+    out = check_writable(lay.tables/'analysis')
     model, tag = out/'model.pkl', out/'model.json'
     shipped = model.exists() and tag.exists() and json.loads(tag.read_text()).get('key') == rec.key
     if not shipped:
@@ -337,7 +342,7 @@ def report(study: Study):
         frames['resolution'] = records_frame(suite_records('resolution', study))
     source = load_source(study.dataset, 32)
     figures.class_examples(source, study.layout.figures/'class_examples')
-    v = values(frames, study.layout.results, source, PRESETS, study.preset)
+    v = values(frames, study.layout, source, PRESETS, study.preset)
     print(f"report: {build_report(v, study.layout.figures, study.layout.report)} ({sum(c['holds'] for c in v['claims'])} claims checked)")
 
 def run(name: str, study: Study):

@@ -2,7 +2,7 @@ import json, os, subprocess, sys, pytest
 from dataclasses import replace
 from pathlib import Path
 from ftl import suites
-from ftl.suites import SUITES, Study, Suite, run_suite, pending_configs, Layout
+from ftl.suites import SUITES, Study, Suite, run_suite, pending_configs, Layout, REPORTED_PRESET
 from ftl.train import Config
 from ftl.records import save_record, record_path, read_records, load_record
 from ftl.errors import ResultsError
@@ -62,9 +62,16 @@ def test_an_unwritable_results_folder_fails_before_training(tmp_path, monkeypatc
         run_suite(fake_suite([Config(dataset='synthetic', size=32)]), Study(results=str(blocker/'results')))
 
 def test_results_elsewhere_keep_figures_models_and_report_there(tmp_path):
-    assert Layout.of('results') == Layout(Path('results'), Path('figures'), Path('models'), Path('report'))
+    assert Layout.of('results') == Layout(Path('results'), Path('results'), Path('figures'), Path('models'), Path('report'))
     lay = Layout.of(tmp_path/'trial')
-    assert all(str(p).startswith(str(tmp_path/'trial')) for p in (lay.figures, lay.models, lay.report))
+    assert all(str(p).startswith(str(tmp_path/'trial')) for p in (lay.tables, lay.figures, lay.models, lay.report))
+
+def test_a_quick_look_never_rewrites_the_committed_study():
+    study, quick = Study(preset=REPORTED_PRESET).layout, Study(preset='quick').layout
+    assert quick.results == study.results and quick.models == study.models  # one store of records and learners
+    for a, b in ((quick.tables, study.tables), (quick.figures, study.figures), (quick.report, study.report)):
+        assert a != b and a.parent == b and a.name == 'quick'
+
 
 def test_study_settings_the_user_fixed_apply_to_every_run():
     st = Study(dataset='synthetic', fixed=dict(size=32, epochs=4, strategy='full-finetune', seed=2))
