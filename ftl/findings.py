@@ -106,8 +106,26 @@ def _(v):
     d = np.array(v['raw']['rule_last']) - np.array(v['raw']['rule_loss'])
     return abs(d.mean()) < 0.02 and (d > 0).any() and (d < 0).any()
 
-@claim('largest-not-best', 'the backbone with the most parameters is not the one with the best validation macro-F1')
-def _(v): return v['raw']['largest_arch'] != v['raw']['best_arch']
+@claim('largest-is-best', 'the backbone with the most parameters has the best mean validation macro-F1')
+def _(v): return v['raw']['largest_arch'] == v['raw']['best_arch']
+
+@claim('best-beyond-seed-noise', 'the best backbone leads the next by more than the standard deviation over seeds of either, on validation macro-F1')
+def _(v):
+    a = sorted(v['raw']['arch_valid'].values(), key=lambda x: -x['mean'])
+    return a[0]['mean'] - a[1]['mean'] > max(a[0]['std'], a[1]['std'])
+
+@claim('smaller-cnn-not-worse', 'of the two ImageNet-supervised CNNs, the one with fewer parameters has the higher mean validation macro-F1')
+def _(v):
+    cnn = [x for x in v['raw']['arch_valid'].values() if 'ImageNet' in x['pretraining']]
+    return min(cnn, key=lambda x: x['params'])['mean'] == max(x['mean'] for x in cnn)
+
+@claim('finetune-beats-probe', 'for every backbone, fine-tuning beats the linear probe on its frozen features in test macro-F1')
+def _(v): return all(g > 0 for g in v['raw']['domain_gap'].values())
+
+@claim('ssl-weakest-probe-largest-gap', 'the self-supervised backbone has the weakest probe (validation macro-F1) and the largest fine-tuning gain')
+def _(v):
+    ssl = next(a for a, p in v['raw']['pretraining'].items() if 'self-supervised' in p)
+    return min(v['raw']['probe_f1'], key=v['raw']['probe_f1'].get) == ssl and max(v['raw']['domain_gap'], key=v['raw']['domain_gap'].get) == ssl
 
 @claim('probe-trails-finetune', 'feature extraction on frozen features trails full fine-tuning in test macro-F1 (augmentation off)')
 def _(v): return v['raw']['probe_gap'] > 0
@@ -173,6 +191,10 @@ def _architectures(v, raw, frames, lay, p):
                          hours=[f'{title(k)} {x:.1f} h' for k, x in hours.items()],
                          over=[title(k) for k, x in hours.items() if x > p['grid_hours']])
     best, top = t.set_index('arch').loc[tables.one_se_choice(fits)], t.loc[t.valid_macro_f1_mean.idxmax()]
+    raw['arch_valid'] = {r.arch: dict(mean=r.valid_macro_f1_mean, std=r.valid_macro_f1_std, params=r.params_M,
+                                      pretraining=r.pretraining) for _, r in t.iterrows()}
+    cnn = t[t.pretraining.str.contains('ImageNet')]
+    if len(cnn): v['smaller_cnn'] = title(cnn.loc[cnn.params_M.idxmin(), 'arch'])
     raw.update(arch_valid_f1=list(t.valid_macro_f1_mean), best_arch=top.arch, chosen_arch=best.name, largest_arch=t.loc[t.params_M.idxmax(), 'arch'] if 'params_M' in t else None)
     if lat: raw['latency'], raw['params'] = dict(zip(t.arch, t[lat[-1]])), dict(zip(t.arch, t.params_M))  # the largest size timed
     v['best_arch'] = dict(name=title(top.arch), valid_f1=num(top.valid_macro_f1_mean), test_f1=num(top.test_macro_f1_mean),
