@@ -8,10 +8,11 @@ from typing import Callable
 import numpy as np, pandas as pd
 from . import tables
 from .errors import UserError
+from .records import OVERFIT_RISE
 from .benchmark import cost_table
 from .evaluate import majority_baseline
 from .analysis import RULES
-from .strategies import describe_augmentation
+from .strategies import STRATEGIES, describe_augmentation
 from .train import grid_runs
 
 __all__ = ['num', 'pct', 'table', 'Claim', 'ClaimFailed', 'check_claims', 'CLAIMS']
@@ -130,8 +131,17 @@ def _(v):
 @claim('probe-trails-finetune', 'feature extraction on frozen features trails full fine-tuning in test macro-F1 (augmentation off)')
 def _(v): return v['raw']['probe_gap'] > 0
 
-@claim('augmented-still-improving', 'at least half of the augmented strategy runs restored their last epoch (still improving at the cap)')
+@claim('augmented-still-improving', 'at least half of the augmented strategy runs reach their lowest validation loss in the last two epochs')
 def _(v): return v['raw']['aug_at_cap'] >= 0.5
+
+@claim('augmentation-helps-none', 'the augmented arm has a lower mean validation macro-F1 than the unaugmented one for every strategy')
+def _(v): return all(d < 0 for d in v['raw']['aug_valid_diff'].values())
+
+@claim('unaugmented-overfit-in-loss', 'every unaugmented run that trains the backbone ends with validation loss more than 10 % above its minimum while training loss fell, and no augmented run does')
+def _(v): return v['raw']['overfit_none'] == 1 and v['raw']['overfit_aug'] == 0
+
+@claim('valid-test-disagree', 'the best strategies cell on validation is not the best on test')
+def _(v): return v['raw']['best_strategy_valid'] != v['raw']['best_strategy_test']
 
 @claim('freezing-enough-when-scarce', 'at the smallest fraction the frozen probe reaches at least the macro-F1 of fine-tuning')
 def _(v): c = v['raw']['freezing_cost']; return c[min(c)][0] >= 0
@@ -199,6 +209,10 @@ def _architectures(v, raw, frames, lay, p):
     if lat: raw['latency'], raw['params'] = dict(zip(t.arch, t[lat[-1]])), dict(zip(t.arch, t.params_M))  # the largest size timed
     v['best_arch'] = dict(name=title(top.arch), valid_f1=num(top.valid_macro_f1_mean), test_f1=num(top.test_macro_f1_mean),
                           chosen=title(best.name), chosen_valid_f1=num(best.valid_macro_f1_mean), same=best.name == top.arch)
+    if lat:  # what the best backbone costs beside the grids' one, at each size timed
+        tb, tc = t.set_index('arch').loc[top.arch], best
+        v['cost'] = dict(params=f'{tb.params_M/tc.params_M:.0f}', px=[c.split('_')[2] for c in lat],
+                         best_ms=[num(tb[c], 1) for c in lat], chosen_ms=[num(tc[c], 1) for c in lat])
 
 def _domain_gap(v, raw, frames, lay, p):
     "How far the domain is from each backbone's pretraining: a probe on frozen features against the fine-tuned backbone"
@@ -219,26 +233,38 @@ def _strategies(v, raw, frames, lay, p):
     "Which way of fine-tuning, augmentation, overfitting"
     s = frames.get('strategies', pd.DataFrame())
     if not len(s): return
-    t = tables.strategy_table(s)
+    arms = list(p['augment_arms'])
+    t = tables.strategy_table(s).sort_values(['strategy', 'augment'], key=lambda c: c.map(
+        lambda x: list(STRATEGIES).index(x) if x in STRATEGIES else arms.index(x) if x in arms else len(arms)))
     v['strategies'] = table(t, {'strategy': lambda r: r.strategy, 'augmentation': lambda r: r.augment, 'seeds': lambda r: num(r.seeds),
+                                'valid macro-F1': lambda r: pm(r.valid_macro_f1_mean, r.valid_macro_f1_std),
                                 'test accuracy': lambda r: pm(r.test_accuracy_mean, r.test_accuracy_std),
                                 'test macro-F1': lambda r: pm(r.test_macro_f1_mean, r.test_macro_f1_std),
-                                'valid macro-F1': lambda r: pm(r.valid_macro_f1_mean, r.valid_macro_f1_std),
-                                'best / run epochs': lambda r: f'{num(r.best_epoch, 1)} / {num(r.epochs_run, 1)}',
-                                'loss gap best / last': lambda r: f'{r.gap_best:.2f} / {r.gap_last:.2f}',
+                                'lowest valid loss at epoch': lambda r: f'{num(r.min_valid_loss_epoch, 1)} of {num(r.epochs_run, 1)}',
+                                'loss gap at end': lambda r: f'{r.gap_last:.2f}',
                                 'minutes': lambda r: num(r.train_min, 1)})
-    best = t.loc[t.valid_macro_f1_mean.idxmax()]
+    best, top_test = t.loc[t.valid_macro_f1_mean.idxmax()], t.loc[t.test_macro_f1_mean.idxmax()]
     v['best_strategy'] = dict(name=best.strategy, augment=best.augment, valid_f1=num(best.valid_macro_f1_mean),
-                              test_f1=num(best.test_macro_f1_mean), arch=title(best.arch))
-    on, off = (t[t.augment == a].set_index('strategy').test_macro_f1_mean for a in (p['augment_arms'][1], 'none'))
-    d = (on - off).dropna()
-    v['augment_effect'] = dict(mean=f'{d.mean():+.3f}', helped=num(int((d > 0).sum())), of=num(len(d)), arm=p['augment_arms'][1])
+                              test_f1=num(best.test_macro_f1_mean), arch=title(best.arch),
+                              test_name=top_test.strategy, test_augment=top_test.augment, test_test_f1=num(top_test.test_macro_f1_mean),
+                              test_valid_f1=num(top_test.valid_macro_f1_mean))
+    raw['best_strategy_valid'], raw['best_strategy_test'] = (best.strategy, best.augment), (top_test.strategy, top_test.augment)
+    arm = p['augment_arms'][1]
+    (on, off), (von, voff) = ((t[t.augment == a].set_index('strategy')[m] for a in (arm, 'none')) for m in ('test_macro_f1_mean', 'valid_macro_f1_mean'))
+    d, dv = (on - off).dropna(), (von - voff).dropna()
+    raw['aug_valid_diff'] = dv.to_dict()
+    v['augment_effect'] = dict(mean=f'{d.mean():+.3f}', valid_mean=f'{dv.mean():+.3f}', helped=num(int((dv > 0).sum())), of=num(len(dv)),
+                               arm=arm, least=f'{dv.max():+.3f}', most=f'{dv.min():+.3f}')
     fe, full = (t[(t.strategy == n) & (t.augment == 'none')].test_macro_f1_mean for n in ('feature-extraction', 'full-finetune'))
     raw['probe_gap'] = float(full.iloc[0] - fe.iloc[0]) if len(fe) and len(full) else np.nan
     v['probe_gap'] = f"{raw['probe_gap']:+.3f}"
-    v['overfit'] = dict(runs=num(int(s.valid_up_train_down.sum())), of=num(len(s)))
+    trains = s[(s.augment == 'none') & (s.strategy != 'feature-extraction')]
     aug = s[s.augment != 'none']
-    raw['aug_at_cap'] = float((aug.epochs_after_best == 0).mean()) if len(aug) else np.nan
+    raw['overfit_none'], raw['overfit_aug'] = float(trains.valid_up_train_down.mean()), float(aug.valid_up_train_down.mean())
+    v['overfit'] = dict(none=num(int(trains.valid_up_train_down.sum())), none_of=num(len(trains)), aug=num(int(aug.valid_up_train_down.sum())),
+                        aug_of=num(len(aug)), rise=pct(OVERFIT_RISE, 0), none_min_epoch=num(trains.min_valid_loss_epoch.mean(), 1),
+                        none_gap=num(trains.gap_last.mean(), 2), aug_gap=num(aug.gap_last.mean(), 2))
+    raw['aug_at_cap'] = float((aug.min_valid_loss_epoch >= aug.epochs_run - 1).mean()) if len(aug) else np.nan
 
 def _imbalance(v, raw, frames, lay, p):
     "Class imbalance: the best strategies configuration with and without a class-weighted loss"
@@ -251,7 +277,9 @@ def _imbalance(v, raw, frames, lay, p):
                                              'test macro-F1': lambda r: pm(r.test_macro_f1_mean, r.test_macro_f1_std)})
     if {True, False} <= set(t.index):
         raw['class_weights_gain'] = float(t.loc[True, 'valid_macro_f1_mean'] - t.loc[False, 'valid_macro_f1_mean'])
-        v['class_weights'] = dict(gain=f"{raw['class_weights_gain']:+.3f}", adopted=raw['class_weights_gain'] > 0)
+        v['class_weights'] = dict(gain=f"{raw['class_weights_gain']:+.3f}", adopted=raw['class_weights_gain'] > 0,
+                                  test_gain=f"{t.loc[True, 'test_macro_f1_mean'] - t.loc[False, 'test_macro_f1_mean']:+.3f}",
+                                  recipe=f"{i.strategy.iloc[0]}, augmentation {i.augment.iloc[0]}", arch=title(i.arch.iloc[0]))
 
 def _efficiency(v, raw, frames, lay, p):
     "How much labelled data: pretrained vs scratch, the crossing, the majority baseline"
@@ -305,15 +333,16 @@ def _analysis(v, raw, frames, lay, p):
     an = lay.tables/'analysis'
     if not (an/'summary.json').exists(): return
     s = json.loads((an/'summary.json').read_text())
+    m = next((r for f in frames.values() if len(f) for r in f.record if r.key == s['model']), None)
+    if m is None: return  # the analysis of another preset's model (or of records since deleted): not this report's
     pc = pd.read_csv(an/'per_class.csv')
     raw['worst_class'] = pc.loc[pc.f1.idxmin(), 'class']; raw['ordinal'] = s['ordinal']
-    m = next((r for f in frames.values() if len(f) for r in f.record if r.key == s['model']), None)
-    if m: raw['rarest_class'] = min(m.n_train_per_class, key=m.n_train_per_class.get)
+    raw['rarest_class'] = min(m.n_train_per_class, key=m.n_train_per_class.get)
     li = pd.read_csv(an/'label_issues.csv')
     rates = li[li.split == 'train'].groupby('label', sort=False).label_issue.mean()
     raw['flag_rates'], raw['classes'] = rates.to_dict(), list(pc['class'])
     v['flag_rates'] = {k: pct(x, 0) for k, x in rates.items()}
-    v['analysis'] = dict(model=(f"{title(m.config['arch'])}, {m.config['strategy']}, {m.config['size']} px" if m else 'the analysed model'), probe=s['probe'], issues={k: num(n) for k, n in s['label_issues'].items()},
+    v['analysis'] = dict(model=f"{title(m.config['arch'])}, {m.config['strategy']}, {m.config['size']} px", probe=s['probe'], issues={k: num(n) for k, n in s['label_issues'].items()},
                          images={k: num(n) for k, n in s['images'].items()}, test_errors=num(s['test_errors']),
                          flagged=num(s['test_errors_flagged']), categories={k: num(n) for k, n in s['categories'].items()},
                          ordinal={k: (pct(x) if k.endswith('share') else x if isinstance(x, str) else num(x)) for k, x in s['ordinal'].items()},
@@ -385,7 +414,7 @@ def values(frames: dict, layout, source, presets: dict, preset: str) -> dict:
     v, raw = {}, {}
     counts, split = source.counts(), {s: int((source.split == s).sum()) for s in ('train', 'valid', 'test')}
     v['data'] = dict(n=num(len(source.labels)), classes=source.classes, counts={k: num(c) for k, c in counts.items()},
-                     split={k: num(n) for k, n in split.items()}, split_fracs=[pct(f, 0) for f in source.info.get('split_fracs', ())],
+                     split={k: num(n) for k, n in split.items()}, valid_counts={k: num(c) for k, c in source.counts('valid').items()}, split_fracs=[pct(f, 0) for f in source.info.get('split_fracs', ())],
                      native_px=num(_native_size(source)), mono=num(int((source.info.get('cell_type', np.array([])) == 'mono').sum())),
                      poly=num(int((source.info.get('cell_type', np.array([])) == 'poly').sum())))
     p = {**presets[preset], 'name': preset, 'study_size': presets.get('study', presets[preset])['size']}  # the study preset's size, chosen from the resolution runs

@@ -114,11 +114,16 @@ def find_twin(results, key, exclude=None) -> Path | None:
     "The record of the same config written by another suite, if any"
     return next((p for p in sorted(Path(results).glob(f'*/{key}.json')) if p != exclude), None)
 
+OVERFIT_RISE = 0.10  # validation loss ending this share above its minimum, while training loss fell, counts as overfitting
+
 def _signals(r: Record) -> dict:
-    "Overfitting signals of one run: train-validation loss gap at the best and last epoch, epochs after the best, valid up while train down"
+    """Overfitting signals of one run: train-validation loss gap at the restored and last epoch, epochs after the restored
+    one, the epoch of lowest validation loss, and whether validation loss rose from that minimum (by more than
+    OVERFIT_RISE) while training loss kept falling"""
     tl, vl, b = [e['train_loss'] for e in r.history], [e['valid_loss'] for e in r.history], r.best_epoch - 1
+    m = int(np.argmin(vl))
     return dict(gap_best=vl[b] - tl[b], gap_last=vl[-1] - tl[-1], epochs_after_best=len(r.history) - r.best_epoch,
-                valid_up_train_down=bool(vl[-1] > vl[b] and tl[-1] < tl[b]))
+                min_valid_loss_epoch=m + 1, valid_up_train_down=bool(vl[-1] > (1 + OVERFIT_RISE)*vl[m] and tl[-1] < tl[m]))
 
 def cell_key(r: Record) -> str:
     "The cell a run belongs to: its configuration without the seed (the seeds of one cell share it)"

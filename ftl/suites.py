@@ -144,6 +144,13 @@ def suite_records(suite: Suite | str, study: Study) -> list:
     except UserError: return []  # its configs depend on a suite that has not run yet
     return [r for r in read_records(folder) if Path(r.path) in mine]
 
+def complete_records(suite: str, study: Study) -> list:
+    "The suite's records for `study` if every one of its runs has finished, else none (a report never shows half a suite)"
+    recs = suite_records(suite, study)
+    want = len({c.key() for c in SUITES[suite].configs(study)}) if recs else 0
+    if len(recs) < want: print(f"{suite}: {len(recs)} of {want} runs finished; left out until the suite completes", flush=True)
+    return recs if len(recs) >= want else []
+
 def write_outputs(suite: Suite, study: Study):
     "The suite's tables and figures from its records, and the hyperparameter table of every experiment"
     lay = study.layout
@@ -299,10 +306,11 @@ def headline(study: Study) -> list:
 
 @register('benchmark', kind='study')
 def benchmark(study: Study):
-    "What each architecture costs to run: parameters, MB, batch-1 latency and throughput on this machine's device"
+    "What each architecture costs to run at the preset's and the headline's size: parameters, MB, batch-1 latency and throughput"
     from .benchmark import benchmark_study
     archs = [study.arch] if study.arch else [a.name for a in OFFLINE]
-    print(benchmark_study(study.layout.results/'benchmark', archs).to_string(index=False))
+    sizes = tuple(sorted({study.config().size, HEADLINE['size']}))
+    print(benchmark_study(study.layout.results/'benchmark', archs, sizes).to_string(index=False))
 
 @register('analysis', kind='study')
 def analysis(study: Study):
@@ -337,9 +345,7 @@ def report(study: Study):
     from .findings import values
     from .report import build_report
     from .data import load_source
-    frames = {n: records_frame(suite_records(n, study)) for n, s in SUITES.items() if s.configs and n != 'smoke'}
-    if study.preset != 'quick':  # the quick look's resolution runs are the study's evidence for its size
-        frames['resolution'] = records_frame(suite_records('resolution', study))
+    frames = {n: records_frame(complete_records(n, study)) for n, s in SUITES.items() if s.configs and n != 'smoke'}
     source = load_source(study.dataset, 32)
     figures.class_examples(source, study.layout.figures/'class_examples')
     v = values(frames, study.layout, source, PRESETS, study.preset)

@@ -13,7 +13,7 @@ def seed_summary(df: pd.DataFrame, by: list, metrics=METRICS) -> pd.DataFrame:
     g = df.groupby(by, sort=False, dropna=False)
     out = g.size().rename('seeds').to_frame()
     for m in metrics: out[f'{m}_mean'], out[f'{m}_std'] = g[m].mean(), g[m].std(ddof=1)
-    for c in ('best_epoch', 'epochs_run', 'epochs_max', 'gap_best', 'gap_last', 'epochs_after_best', 'valid_up_train_down'):
+    for c in ('best_epoch', 'epochs_run', 'epochs_max', 'gap_best', 'gap_last', 'epochs_after_best', 'min_valid_loss_epoch', 'valid_up_train_down'):
         if c in df: out[c] = g[c].mean()
     out['train_min'] = g.train_seconds.mean()/60
     return out.reset_index()

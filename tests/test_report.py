@@ -8,10 +8,10 @@ CODE = [r'Sequential\(', r'in_features=', r'\[\d\.\d+e-', r'\b[a-z]+_[a-z_]+\b',
 
 @pytest.fixture(scope='module')
 def built(tmp_path_factory):
-    "The report built from a copy of the committed results and figures"
+    "The study report built from a copy of the committed results and figures"
     tmp = tmp_path_factory.mktemp('report')
     shutil.copytree(ROOT/'results', tmp/'results'); shutil.copytree(ROOT/'figures', tmp/'results'/'figures')
-    SUITES['report'].study(Study(results=str(tmp/'results')))
+    SUITES['report'].study(Study(preset='study', results=str(tmp/'results')))
     return tmp/'results'/'report'/'report.pdf'
 
 def test_report_has_at_most_ten_pages_and_no_code(built):
@@ -23,7 +23,7 @@ def test_report_has_at_most_ten_pages_and_no_code(built):
     for pat in CODE:
         hits = [m for m in re.findall(pat, text) if m not in allowed]
         assert not hits, (pat, hits[:5])
-    for needed in ('Which backbone', 'How much labelled data', 'What a practitioner should do', 'Hyperparameters'):
+    for needed in ('Which backbone', 'Which way of fine-tuning', 'Class imbalance', 'What a practitioner should do', 'Hyperparameters'):
         assert needed in text
 
 def test_a_report_over_ten_pages_is_refused_not_truncated(tmp_path, monkeypatch):

@@ -40,6 +40,16 @@ def test_a_resumed_suite_runs_only_what_is_missing(tmp_path, tiny, monkeypatch):
     run_suite(fake_suite([cfg, other]), study)
     assert calls == [other] and len(read_records(tmp_path/'smoke')) == 2
 
+def test_a_report_never_shows_half_a_suite(tmp_path, tiny, monkeypatch):
+    cfg, _, rec = tiny
+    other = replace(cfg, seed=1)
+    monkeypatch.setitem(suites.SUITES, 'smoke', fake_suite([cfg, other]))
+    study = Study(dataset='synthetic', results=str(tmp_path))
+    save_record(rec, record_path(tmp_path, 'smoke', cfg.key()))
+    assert len(suites.suite_records('smoke', study)) == 1 and suites.complete_records('smoke', study) == []
+    save_record(replace(rec, key=other.key(), config={**rec.config, 'seed': 1}), record_path(tmp_path, 'smoke', other.key()))
+    assert len(suites.complete_records('smoke', study)) == 2
+
 def test_the_same_config_in_another_suite_is_reused_not_rerun(tmp_path, tiny):
     cfg, _, rec = tiny
     save_record(rec, record_path(tmp_path, 'architectures', cfg.key()))

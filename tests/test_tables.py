@@ -9,8 +9,12 @@ def test_overfitting_signals(tiny):
     from dataclasses import replace
     r = replace(tiny[2], history=hist([1.0, 0.6, 0.3, 0.1], [0.9, 0.7, 0.8, 1.0]), best_epoch=2)
     s = records_frame([r]).iloc[0]
-    assert (s.gap_best, s.gap_last, s.epochs_after_best, s.valid_up_train_down) == (pytest.approx(0.1), pytest.approx(0.9), 2, True)
+    assert (s.gap_best, s.gap_last, s.epochs_after_best, s.min_valid_loss_epoch, s.valid_up_train_down) == (
+        pytest.approx(0.1), pytest.approx(0.9), 2, 2, True)
     assert not records_frame([replace(r, history=hist([1.0, 0.8], [0.9, 0.7]), best_epoch=2)]).iloc[0].valid_up_train_down
+    # restored last (no early stop): the rise is measured from the lowest validation loss, and noise below 10 % is not a rise
+    assert records_frame([replace(r, best_epoch=4)]).iloc[0].valid_up_train_down
+    assert not records_frame([replace(r, history=hist([1.0, 0.6, 0.3, 0.1], [0.9, 0.7, 0.72, 0.75]), best_epoch=4)]).iloc[0].valid_up_train_down
 
 def test_crossing_fraction_interpolates_on_log_fraction():
     f = [0.05, 0.1, 0.25, 0.5, 1.0]
