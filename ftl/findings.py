@@ -186,12 +186,12 @@ def _architectures(v, raw, frames, lay, p):
     if not len(a): return
     t = tables.architecture_table(a, cost_table(lay.results/'benchmark'))
     lat = sorted((c for c in t.columns if c.startswith('cpu_ms_')), key=lambda c: int(c.split('_')[2][:-2]))
-    cols = {'architecture': lambda r: title(r.arch), 'pretraining': lambda r: r.pretraining,
-            'seeds': lambda r: num(r.seeds), 'test accuracy': lambda r: pm(r.test_accuracy_mean, r.test_accuracy_std),
+    cols = {'architecture': lambda r: title(r.arch), 'pretraining': lambda r: r.pretraining.split(' (')[0],
+            'test accuracy': lambda r: pm(r.test_accuracy_mean, r.test_accuracy_std),
             'test macro-F1': lambda r: pm(r.test_macro_f1_mean, r.test_macro_f1_std),
             'valid macro-F1': lambda r: pm(r.valid_macro_f1_mean, r.valid_macro_f1_std),
             'params (M)': lambda r: num(r.params_M, 2), 'MB': lambda r: num(r.size_mb, 1)}
-    cols.update({f"CPU ms, {c.split('_')[2]}": (lambda r, c=c: num(r[c], 1)) for c in lat})
+    cols.update({f"ms, {c.split('_')[2][:-2]} px": (lambda r, c=c: num(r[c], 1)) for c in lat})
     v['architectures'] = table(t, cols)
     runs = grid_runs(p['name'])
     fits = tables.grid_candidates(a, p.get('grid_hours'), runs)  # the rule suites.best_arch applies
