@@ -106,3 +106,12 @@ def test_analysis_retrains_deterministically_or_refuses_to_overwrite(tmp_path, c
     assert (tmp_path/'results'/'analysis'/'errors.csv').read_text() == committed
     (tmp_path/'results'/'analysis'/'errors.csv').unlink()
     with pytest.raises(UserError, match='not the recorded one'): SUITES['analysis'].study(study)
+
+def test_gradcam_of_a_vit_maps_its_patch_tokens_back_onto_the_image():
+    "The headline model may be the ViT: its maps come from the token grid (class token dropped), at the input's size"
+    from ftl.data import load_source, make_dls
+    from ftl.models import create_learner
+    learn = create_learner(make_dls(load_source('synthetic', 28), 1.0, 0, bs=4), 'vit_small_dinov2', pretrained=False, size=28)
+    x = torch.rand(3, 3, 28, 28)
+    maps = class_activation_maps(learn.model.eval(), x, [0, 1, 0])
+    assert maps.shape == (3, 28, 28) and np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1
