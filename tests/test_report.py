@@ -23,7 +23,7 @@ def test_report_has_at_most_ten_pages_and_no_code(built):
     for pat in CODE:
         hits = [m for m in re.findall(pat, text) if m not in allowed]
         assert not hits, (pat, hits[:5])
-    for needed in ('Which backbone', 'Which way of fine-tuning', 'Class imbalance', 'What a practitioner should do', 'Hyperparameters'):
+    for needed in ('Which backbone', 'Which way of fine-tuning', 'Class imbalance', 'How much labelled data', 'What a practitioner should do', 'Hyperparameters'):
         assert needed in text
 
 def test_a_report_over_ten_pages_is_refused_not_truncated(tmp_path, monkeypatch):
