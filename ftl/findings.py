@@ -20,7 +20,8 @@ __all__ = ['num', 'pct', 'table', 'Claim', 'ClaimFailed', 'check_claims', 'CLAIM
 def num(x, digits=3) -> str:
     "A number for prose: integers as integers, others with `digits` decimals, missing as an em dash"
     if x is None or (isinstance(x, float) and np.isnan(x)): return '—'
-    return f'{int(x):,}' if float(x).is_integer() and abs(x) >= 1 else f'{x:.{digits}f}'
+    whole = isinstance(x, (int, np.integer)) or (float(x).is_integer() and abs(x) >= 1)  # a count, even 0; a score 0.0 keeps decimals
+    return f'{int(x):,}' if whole else f'{x:.{digits}f}'
 
 def title(arch) -> str:
     "An architecture as a reader knows it (MobileNetV2), not by its registry name"
