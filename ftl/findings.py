@@ -347,8 +347,8 @@ def _analysis(v, raw, frames, lay, p):
     an = lay.tables/'analysis'
     if not (an/'summary.json').exists(): return
     s = json.loads((an/'summary.json').read_text())
-    m = next((r for f in frames.values() if len(f) for r in f.record if r.key == s['model']), None)
-    if m is None: return  # the analysis of another preset's model (or of records since deleted): not this report's
+    m = p.get('analysed')
+    if m is None or m.key != s['model']: return  # the analysis of another preset's model (or of a record since deleted): not this report's
     pc = pd.read_csv(an/'per_class.csv')
     raw['worst_class'] = pc.loc[pc.f1.idxmin(), 'class']; raw['ordinal'] = s['ordinal']
     raw['rarest_class'] = min(m.n_train_per_class, key=m.n_train_per_class.get)
@@ -423,15 +423,16 @@ def _budget(v, raw, frames, lay, p):
 SECTIONS = [_architectures, _domain_gap, _strategies, _imbalance, _efficiency, _resolution, _analysis, _hyper, _benchmark, _headline, _budget]  # the report's order
 
 
-def values(frames: dict, layout, source, presets: dict, preset: str) -> dict:
-    "Everything the report prints, formatted, plus the raw numbers its claims check (`raw`), from the records and `layout`'s files"
+def values(frames: dict, layout, source, presets: dict, preset: str, analysed=None) -> dict:
+    """Everything the report prints, formatted, plus the raw numbers its claims check (`raw`), from the records (`frames`:
+    complete suites), `layout`'s files and the record of the model the analysis studied (`analysed`, this preset's or None)"""
     v, raw = {}, {}
     counts, split = source.counts(), {s: int((source.split == s).sum()) for s in ('train', 'valid', 'test')}
     v['data'] = dict(n=num(len(source.labels)), classes=source.classes, counts={k: num(c) for k, c in counts.items()},
                      split={k: num(n) for k, n in split.items()}, valid_counts={k: num(c) for k, c in source.counts('valid').items()}, split_fracs=[pct(f, 0) for f in source.info.get('split_fracs', ())],
                      native_px=num(_native_size(source)), mono=num(int((source.info.get('cell_type', np.array([])) == 'mono').sum())),
                      poly=num(int((source.info.get('cell_type', np.array([])) == 'poly').sum())))
-    p = {**presets[preset], 'name': preset, 'study_size': presets.get('study', presets[preset])['size']}  # the study preset's size, chosen from the resolution runs
+    p = {**presets[preset], 'name': preset, 'study_size': presets.get('study', presets[preset])['size'], 'analysed': analysed}  # the study preset's size, chosen from the resolution runs
     v['preset'] = dict(name=preset, size=num(p['size']), epochs=num(p['epochs']), patience=num(p['patience']), bs=num(p['bs']),
                        seeds=num(len(p['seeds'])), augment_arms=list(p['augment_arms']),
                        augment_words=[f"{a} ({describe_augmentation(a)['description']})" for a in p['augment_arms'] if a != 'none'],

@@ -346,9 +346,12 @@ def report(study: Study):
     from .report import build_report
     from .data import load_source
     frames = {n: records_frame(complete_records(n, study)) for n, s in SUITES.items() if s.configs and n != 'smoke'}
+    summary = study.layout.tables/'analysis'/'summary.json'  # the analysis is of one finished run, shown once that run is this study's
+    mine = {r.key: r for n, s in SUITES.items() if s.configs for r in suite_records(n, study)}
+    analysed = mine.get(json.loads(summary.read_text())['model']) if summary.exists() else None
     source = load_source(study.dataset, 32)
     figures.class_examples(source, study.layout.figures/'class_examples')
-    v = values(frames, study.layout, source, PRESETS, study.preset)
+    v = values(frames, study.layout, source, PRESETS, study.preset, analysed)
     print(f"report: {build_report(v, study.layout.figures, study.layout.report)} ({sum(c['holds'] for c in v['claims'])} claims checked)")
 
 def run(name: str, study: Study):
