@@ -364,6 +364,9 @@ def _analysis(v, raw, frames, lay, p):
     v['per_class'] = table(pc, {'class': lambda x: x['class'], 'precision': lambda x: num(x.precision), 'recall': lambda x: num(x.recall),
                                 'F1': lambda x: num(x.f1), 'support': lambda x: num(x.support)})
     err = pd.read_csv(an/'errors.csv', keep_default_na=False)
+    if (an/'commentary.csv').exists():  # a person's latest words on each error, without rerunning the analysis
+        notes = pd.read_csv(an/'commentary.csv', keep_default_na=False).set_index('image_id').commentary
+        err['commentary'] = [notes.get(i, c) for i, c in zip(err.image_id, err.commentary)]
     v['errors'] = table(err, {'cell': lambda x: x.image_id, 'true': lambda x: x.true, 'predicted': lambda x: x.pred,
                               'confidence': lambda x: num(x.confidence, 2), 'category': lambda x: x.category,
                               'what a person sees': lambda x: x.commentary})
