@@ -144,9 +144,10 @@ def suite_records(suite: Suite | str, study: Study) -> list:
     except UserError: return []  # its configs depend on a suite that has not run yet
     return [r for r in read_records(folder) if Path(r.path) in mine]
 
-def complete_records(suite: str, study: Study) -> list:
-    "The suite's records for `study` if every one of its runs has finished, else none (a report never shows half a suite)"
-    recs = suite_records(suite, study)
+def complete_records(suite: str, study: Study, recs=None) -> list:
+    """The suite's records for `study` (`recs`, when already read) if every one of its runs has finished, else none (a
+    report never shows half a suite)"""
+    recs = suite_records(suite, study) if recs is None else recs
     want = len({c.key() for c in SUITES[suite].configs(study)}) if recs else 0
     if len(recs) < want: print(f"{suite}: {len(recs)} of {want} runs finished; left out until the suite completes", flush=True)
     return recs if len(recs) >= want else []
@@ -345,9 +346,10 @@ def report(study: Study):
     from .findings import values
     from .report import build_report
     from .data import load_source
-    frames = {n: records_frame(complete_records(n, study)) for n, s in SUITES.items() if s.configs and n != 'smoke'}
+    recs = {n: suite_records(n, study) for n, s in SUITES.items() if s.configs}
+    frames = {n: records_frame(complete_records(n, study, rs)) for n, rs in recs.items() if n != 'smoke'}
     summary = study.layout.tables/'analysis'/'summary.json'  # the analysis is of one finished run, shown once that run is this study's
-    mine = {r.key: r for n, s in SUITES.items() if s.configs for r in suite_records(n, study)}
+    mine = {r.key: r for rs in recs.values() for r in rs}
     analysed = mine.get(json.loads(summary.read_text())['model']) if summary.exists() else None
     source = load_source(study.dataset, 32)
     figures.class_examples(source, study.layout.figures/'class_examples')
