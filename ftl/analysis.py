@@ -12,7 +12,7 @@ from .data import load_source, labelled_test_dl
 
 __all__ = ['interpret', 'cam_target', 'class_activation_maps', 'out_of_sample_probs', 'label_issues', 'suspect_labels', 'ordinal_errors',
            'error_gallery', 'probe_features',
-           'image_quality', 'error_evidence', 'categorize', 'failure_table', 'per_class_table', 'analyse', 'CATEGORIES', 'RULES',
+           'image_quality', 'error_evidence', 'categorize', 'failure_table', 'per_class_table', 'with_commentary', 'analyse', 'CATEGORIES', 'RULES',
            'THRESHOLDS']
 
 CATEGORIES = ['poor image quality', 'possible labelling error', 'ambiguous or visually similar', 'genuine domain difficulty']
@@ -188,10 +188,7 @@ def analyse(model_path, record, out_dir, figs_dir, n_errors=12, probe_arch=None,
     pd.DataFrame(interp.most_confused(), columns=['true', 'predicted', 'count']).to_csv(out/'most_confused.csv', index=False)
     issues = suspect_labels(src, cfg['dataset'], probe_arch or next(a for a in ('vit_small_dinov2', 'efficientnet_lite0') if a != cfg['arch']), probe_size, out)
     errors = failure_table(interp, issues, n_errors)
-    commentary = out/'commentary.csv'  # written by a person who looked at each image with its heatmaps, keyed by image id
-    if commentary.exists():
-        notes = pd.read_csv(commentary, keep_default_na=False).set_index('image_id').commentary
-        errors['commentary'] = [notes.get(i, '') for i in errors.image_id]
+    errors = with_commentary(errors, out/'commentary.csv')
     errors.drop(columns=['test_pos']).to_csv(out/'errors.csv', index=False)
     test_wrong = (interp.preds.argmax(1) != interp.targs).numpy()
     test_issue = issues.label_issue.values[src.idx('test')]
@@ -207,6 +204,12 @@ def analyse(model_path, record, out_dir, figs_dir, n_errors=12, probe_arch=None,
     import matplotlib.pyplot as plt
     figures.save(plt.gcf(), figs/'top_losses')
     return dict(record=record, errors=errors, interp=interp, reloaded_accuracy=acc, summary=summary)
+
+def with_commentary(errors: pd.DataFrame, path) -> pd.DataFrame:
+    "`errors` with the sentence a person wrote on each (`path`: a CSV of image_id, commentary) where there is one"
+    if not Path(path).exists(): return errors
+    notes = pd.read_csv(path, keep_default_na=False).set_index('image_id').commentary
+    return errors.assign(commentary=[notes.get(i, c) for i, c in zip(errors.image_id, errors.commentary)])
 
 def suspect_labels(source, dataset, probe_arch, probe_size, out) -> pd.DataFrame:
     "cleanlab's label issues for every image, from `probe_arch`'s cross-validated probabilities; written to out/label_issues.csv"

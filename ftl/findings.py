@@ -11,7 +11,7 @@ from .errors import UserError
 from .records import OVERFIT_RISE
 from .benchmark import cost_table
 from .evaluate import majority_baseline
-from .analysis import RULES
+from .analysis import RULES, with_commentary
 from .strategies import STRATEGIES, describe_augmentation
 from .train import grid_runs
 
@@ -363,10 +363,7 @@ def _analysis(v, raw, frames, lay, p):
                          rules=RULES, worst=raw['worst_class'], best=pc.loc[pc.f1.idxmax(), 'class'])
     v['per_class'] = table(pc, {'class': lambda x: x['class'], 'precision': lambda x: num(x.precision), 'recall': lambda x: num(x.recall),
                                 'F1': lambda x: num(x.f1), 'support': lambda x: num(x.support)})
-    err = pd.read_csv(an/'errors.csv', keep_default_na=False)
-    if (an/'commentary.csv').exists():  # a person's latest words on each error, without rerunning the analysis
-        notes = pd.read_csv(an/'commentary.csv', keep_default_na=False).set_index('image_id').commentary
-        err['commentary'] = [notes.get(i, c) for i, c in zip(err.image_id, err.commentary)]
+    err = with_commentary(pd.read_csv(an/'errors.csv', keep_default_na=False), an/'commentary.csv')  # a person's latest words, without rerunning the analysis
     v['errors'] = table(err, {'cell': lambda x: x.image_id, 'true': lambda x: x.true, 'predicted': lambda x: x.pred,
                               'confidence': lambda x: num(x.confidence, 2), 'category': lambda x: x.category,
                               'what a person sees': lambda x: x.commentary})
