@@ -13,7 +13,7 @@ from .benchmark import cost_table
 from .evaluate import majority_baseline
 from .analysis import RULES, with_commentary
 from .strategies import STRATEGIES, describe_augmentation
-from .train import grid_runs
+from .train import grid_runs, strategy_order
 
 __all__ = ['num', 'pct', 'table', 'Claim', 'ClaimFailed', 'check_claims', 'CLAIMS']
 
@@ -240,9 +240,7 @@ def _strategies(v, raw, frames, lay, p):
     "Which way of fine-tuning, augmentation, overfitting"
     s = frames.get('strategies', pd.DataFrame())
     if not len(s): return
-    arms = list(p['augment_arms'])
-    t = tables.strategy_table(s).sort_values(['strategy', 'augment'], key=lambda c: c.map(
-        lambda x: list(STRATEGIES).index(x) if x in STRATEGIES else arms.index(x) if x in arms else len(arms)))
+    t = tables.strategy_table(s, strategy_order(p['augment_arms']))
     v['strategies'] = table(t, {'strategy': lambda r: r.strategy, 'augmentation': lambda r: r.augment, 'seeds': lambda r: num(r.seeds),
                                 'valid macro-F1': lambda r: pm(r.valid_macro_f1_mean, r.valid_macro_f1_std),
                                 'test accuracy': lambda r: pm(r.test_accuracy_mean, r.test_accuracy_std),

@@ -9,7 +9,7 @@ import numpy as np
 from .errors import UserError, ConfigError
 from .models import OFFLINE, ONLINE, get_arch
 from .strategies import STRATEGIES
-from .train import Config, PRESETS, preset_config, grid_runs, train, export
+from .train import Config, PRESETS, preset_config, grid_runs, strategy_order, train, export
 from .records import (Record, CorruptRecord, record_path, save_record, load_record, read_records, find_twin, set_aside,
                       check_writable, cell_key, records_frame)
 from . import tables, figures
@@ -217,7 +217,7 @@ def domain_gap(study: Study) -> list:
 def _strategies_outputs(study, df):
     lay = study.layout
     main = df.arch.value_counts().index[0]  # the suite's architecture; other rows: runs of an earlier choice
-    df = df.assign(_o=[(a != main, a, list(STRATEGIES).index(s), g, sd) for a, s, g, sd in zip(df.arch, df.strategy, df.augment, df.seed)]).sort_values('_o')
+    df = tables.in_order(df.assign(other=df.arch != main), dict(other=[False], arch=sorted(df.arch.unique()), **strategy_order(PRESETS[study.preset]['augment_arms']), seed=sorted(df.seed.unique())))
     tables.write_table(tables.strategy_table(df), lay.tables/'strategies_table')
     figures.training_curves(list(df.record), _title, lay.figures/'curves_strategies', f"Strategies on {get_arch(main).title}", ncols=5)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np, pandas as pd
 
-__all__ = ['METRICS', 'seed_summary', 'architecture_table', 'one_se_choice', 'grid_hours', 'grid_candidates', 'domain_gap_table', 'strategy_table', 'EFFICIENCY_ARMS', 'efficiency_arms', 'efficiency_table', 'paired_diff',
+__all__ = ['METRICS', 'seed_summary', 'architecture_table', 'one_se_choice', 'grid_hours', 'grid_candidates', 'domain_gap_table', 'in_order', 'strategy_table', 'EFFICIENCY_ARMS', 'efficiency_arms', 'efficiency_table', 'paired_diff',
            'crossing_fraction', 'crossing', 'hyperparameter_table', 'selection_table', 'formatted', 'write_table']
 
 METRICS = ('test_accuracy', 'test_macro_f1', 'valid_macro_f1')
@@ -23,9 +23,15 @@ def architecture_table(df: pd.DataFrame, costs: pd.DataFrame | None = None) -> p
     out = seed_summary(df, ['arch', 'family', 'pretraining', 'size'])
     return out if costs is None else out.merge(costs, on='arch', how='left')
 
-def strategy_table(df: pd.DataFrame) -> pd.DataFrame:
-    "Per architecture, strategy and augmentation: metrics over seeds, epochs and overfitting signals"
-    return seed_summary(df, ['arch', 'strategy', 'augment', 'size'])
+def in_order(df: pd.DataFrame, order: dict) -> pd.DataFrame:
+    "`df` sorted by each column named in `order` along that column's list of values (values not listed go last)"
+    rank = lambda c: c.map(lambda x: order[c.name].index(x) if x in order[c.name] else len(order[c.name]))
+    return df.sort_values(list(order), key=rank, kind='stable')
+
+def strategy_table(df: pd.DataFrame, order: dict | None = None) -> pd.DataFrame:
+    "Per architecture, strategy and augmentation: metrics over seeds, epochs and overfitting signals, rows in `order` (see `in_order`)"
+    out = seed_summary(df, ['arch', 'strategy', 'augment', 'size'])
+    return in_order(out, order) if order else out
 
 def one_se_choice(df: pd.DataFrame, by='arch', metric='valid_macro_f1') -> str:
     """The one-standard-error rule: the smallest group (fewest parameters) whose mean `metric` is within one standard error

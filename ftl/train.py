@@ -17,7 +17,7 @@ from .strategies import STRATEGIES, AUGMENTATIONS, N_GROUPS, augmentations, desc
 from .evaluate import test_metrics
 from .records import Record, SCHEMA_VERSION
 
-__all__ = ['Config', 'PRESETS', 'MONITORS', 'History', 'PlainTensors', 'preset_config', 'grid_runs', 'prepare', 'build_learner', 'train',
+__all__ = ['Config', 'PRESETS', 'MONITORS', 'History', 'PlainTensors', 'preset_config', 'grid_runs', 'strategy_order', 'prepare', 'build_learner', 'train',
            'run', 'export']
 
 MONITORS = ('valid_loss', 'macro_f1', 'accuracy', 'last')  # what picks the restored epoch on validation; 'last': the final one
@@ -95,6 +95,10 @@ PRESETS = {  # settings for a kind of machine: Config fields, plus the seeds and
 def grid_runs(preset: str) -> int:
     "Runs in a preset's strategies grid: every strategy, augmentation arm and seed"
     return len(STRATEGIES)*len(PRESETS[preset]['augment_arms'])*len(PRESETS[preset]['seeds'])
+
+def strategy_order(augment_arms) -> dict:
+    "The rows of a strategies table: strategies in `STRATEGIES` order, then augmentation arms in the preset's order"
+    return dict(strategy=list(STRATEGIES), augment=list(augment_arms))
 
 def preset_config(preset='quick', **kw) -> Config:
     "A `Config` with a preset's settings, overridden by `kw`"

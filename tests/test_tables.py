@@ -69,3 +69,11 @@ def test_domain_gap_is_the_fine_tuned_mean_minus_the_probe_mean_per_architecture
     t = tables.domain_gap_table(probe, tuned).set_index('arch')
     assert t.test_macro_f1_gap.to_dict() == {'a': pytest.approx(0.20), 'b': pytest.approx(0.03)}
     assert t.loc['a', 'test_macro_f1_std_probe'] == pytest.approx(0.02) and t.loc['b', 'seeds_finetuned'] == 3
+
+def test_strategy_table_rows_follow_the_strategy_order_and_the_presets_arms_not_the_alphabet():
+    from ftl.train import strategy_order
+    runs = [dict(arch='m', strategy=st, augment=a, size=128, seed=s, test_accuracy=.5, test_macro_f1=.5, valid_macro_f1=.5, train_seconds=1.)
+            for st in ('full-finetune', 'feature-extraction') for a in ('none', 'dihedral', 'fastai') for s in (0, 1)]
+    t = tables.strategy_table(pd.DataFrame(runs), strategy_order(('none', 'dihedral')))
+    assert list(zip(t.strategy, t.augment)) == [('feature-extraction', 'none'), ('feature-extraction', 'dihedral'), ('feature-extraction', 'fastai'),
+                                                ('full-finetune', 'none'), ('full-finetune', 'dihedral'), ('full-finetune', 'fastai')]
