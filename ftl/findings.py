@@ -47,6 +47,9 @@ def optimizer_words(opt: str, hypers: dict) -> str:
     "An optimizer and its settings in words"
     return f"{opt} (" + ', '.join(f'{HYPER_NAMES.get(k, k)} {v:.3g}' for k, v in hypers.items()) + ')'
 
+METRIC_NAMES = dict(test_accuracy='accuracy', test_macro_f1='macro-F1')
+TASK_NAMES = dict(four='four levels', binary='functional vs defective')
+
 def pct(x, digits=1) -> str: return '—' if x is None or np.isnan(x) else f'{100*x:.{digits}f} %'
 
 def pm(mean, std, digits=3) -> str: return num(mean, digits) + (f' ± {std:.{digits}f}' if pd.notna(std) else '')
@@ -166,6 +169,9 @@ def _(v):
 
 @claim('below-published', 'the binary headline model stays below the 88.4 % accuracy Deitsch et al. report for a fine-tuned VGG-19')
 def _(v): return v['raw']['headline_acc']['elpv-binary'] < 0.884
+
+@claim('tta-no-gain', 'test-time augmentation raises the test macro-F1 of neither headline model')
+def _(v): return all(g <= 0 for g in v['raw']['tta_gain'].values())
 
 @claim('likely-defective-hardest', 'likely-defective is the class with the lowest test F1 of the analysed model')
 def _(v): return v['raw']['worst_class'] == 'likely-defective'
@@ -370,11 +376,13 @@ def _hyper(v, raw, frames, lay, p):
     every = pd.concat([f for f in frames.values() if len(f)], ignore_index=True) if any(len(f) for f in frames.values()) else pd.DataFrame()
     if not len(every): return
     h = tables.hyperparameter_table(every)
-    v['hyper'] = table(h, {'architecture': lambda x: title(x.arch), 'init': lambda x: x.init, 'strategy': lambda x: x.strategy,
-                           'data': lambda x: pct(x.fraction, 0), 'px': lambda x: num(x['size']), 'epochs': lambda x: num(x.epochs),
-                           'schedule (peak lr per group, early to head)': lambda x: x.schedule.replace('stage ', 'S'),
-                           'early stopping': lambda x: words(x.early_stopping), 'augmentation': lambda x: x.augmentation,
-                           'seeds': lambda x: x.seeds})
+    main = h.dataset.mode()[0]  # the study's dataset; a row on another (the binary headline) says which
+    hyper = table(h, {'architecture': lambda x: title(x.arch), 'init': lambda x: x.init, 'strategy': lambda x: x.strategy,
+                      'data': lambda x: pct(x.fraction, 0) + ('' if x.dataset == main else f", {x.dataset.removeprefix(main + '-')}"), 'px': lambda x: num(x['size']), 'epochs': lambda x: num(x.epochs),
+                      'schedule per stage': lambda x: x.schedule.replace('stage ', 'S'),
+                      'early stopping': lambda x: words(x.early_stopping), 'augmentation': lambda x: x.augmentation,
+                      'batch': lambda x: num(x.batch_size), 'class weights': lambda x: x.class_weights, 'precision': lambda x: x.precision, 'seeds': lambda x: x.seeds})
+    v['hyper'], v['hyper_same'] = lift_constant(hyper)
     norms = {}  # the statistics each backbone was pretrained with (timm's pretrained config), as the records applied them
     for r in every.record: norms.setdefault(json.dumps(r.normalization), set()).add(title(r.config['arch']))
     trio = lambda xs: num(xs[0]) if len(set(xs)) == 1 else ' / '.join(num(x) for x in xs)
@@ -382,6 +390,13 @@ def _hyper(v, raw, frames, lay, p):
                           for n, archs in ((json.loads(k), a) for k, a in norms.items())]
     r0 = every.record.iloc[0].hyperparams
     v['hyper_common'] = dict(optimizer=optimizer_words(r0['optimizer'], r0['opt_hypers']), batch=num(h.batch_size.iloc[0]), head=layers_in_words(h['head'].iloc[0]))
+
+def lift_constant(t: dict) -> tuple:
+    "A typesetter table without the columns that hold one value in every row, and those columns as 'header: value' words"
+    same = [i for i, _ in enumerate(t['headers']) if len(t['rows']) > 1 and len({r[i] for r in t['rows']}) == 1]
+    keep = [i for i in range(len(t['headers'])) if i not in same]
+    return (dict(headers=[t['headers'][i] for i in keep], rows=[[r[i] for i in keep] for r in t['rows']]),
+            [f"{t['headers'][i]}: {t['rows'][0][i]}" for i in same])
 
 def _benchmark(v, raw, frames, lay, p):
     "The full inference benchmark, every device measured"
@@ -399,10 +414,31 @@ def _headline(v, raw, frames, lay, p):
     "The headline models: the best recipe at full resolution, four classes and binary, with and without TTA"
     h = frames.get('headline', pd.DataFrame())
     if not len(h): return
-    v['headline'] = {r.dataset.replace('elpv-binary', 'binary').replace('elpv', 'four'): dict(
+    from .suites import HEADLINE
+    task = lambda d: d.replace('elpv-binary', 'binary').replace('elpv', 'four')
+    goals = {d: {m: (g, h.set_index('dataset').loc[d, m] - g) for m, g in gs.items()} for d, gs in HEADLINE['goals'].items() if d in set(h.dataset)}
+    v['headline'] = {task(r.dataset): dict(
         accuracy=pct(r.test_accuracy), f1=num(r.test_macro_f1), tta_accuracy=pct(r.tta_accuracy), tta_f1=num(r.tta_macro_f1),
-        size=num(r['size']), arch=title(r.arch), strategy=r.strategy) for _, r in h.iterrows()}
+        size=num(r['size']), arch=title(r.arch), strategy=r.strategy, minutes=num(r.train_seconds/60, 0),
+        met=all(d >= 0 for _, d in goals.get(r.dataset, {}).values()),
+        short=[f"{METRIC_NAMES[m]} by {abs(d):.3f}" for m, (_, d) in goals.get(r.dataset, {}).items() if d < 0]) for _, r in h.iterrows()}
+    goal_words = lambda d: ', '.join(f"{METRIC_NAMES[m]} ≥ {g:.2f}" for m, (g, _) in goals.get(d, {}).items()) or '—'
+    h = tables.in_order(h, dict(dataset=list(HEADLINE['datasets'])))
+    v['headline_table'] = table(h, {'task': lambda r: TASK_NAMES[task(r.dataset)],
+                                    'test accuracy': lambda r: num(r.test_accuracy), 'test macro-F1': lambda r: num(r.test_macro_f1),
+                                    'with TTA: accuracy': lambda r: num(r.tta_accuracy), 'macro-F1': lambda r: num(r.tta_macro_f1),
+                                    'goal': lambda r: goal_words(r.dataset)})
     raw['headline_acc'] = {r.dataset: max(r.test_accuracy, r.tta_accuracy) for _, r in h.iterrows()}
+    raw['tta_gain'] = {r.dataset: r.tta_macro_f1 - r.test_macro_f1 for _, r in h.iterrows()}
+    tta = [r.record.hyperparams['tta'] for _, r in h.iterrows() if r.record.hyperparams.get('tta')]
+    if tta: v['headline_tta'] = tta_words(tta[0])
+
+def tta_words(aug: dict) -> str:
+    "What fastai's `Learner.tta` does with the run's augmentation, its view count and blend weight read from its signature"
+    import inspect
+    from fastai.learner import Learner
+    d = {k: p.default for k, p in inspect.signature(Learner.tta).parameters.items()}
+    return dict(views=num(d['n']), augmentation=aug['description'], weight=num(1 - d['beta'], 2), plain=num(d['beta'], 2))
 
 def _budget(v, raw, frames, lay, p):
     "What the study's runs cost: training (and feature) minutes per suite, each run counted once, as the records measured them"

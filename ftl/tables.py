@@ -114,9 +114,14 @@ def crossing(df: pd.DataFrame, metric='test_accuracy', n_boot=2000, seed=0) -> d
     return dict(metric=metric, level=float(level), fraction=est, lo95=float(lo), hi95=float(hi), boot_reached=float(reached.mean()),
                 smallest_measured=float(fr[0]), at_most_smallest=bool(np.isfinite(est) and est == fr[0]))
 
+def sci(x: float) -> str:
+    "A learning rate or divisor in short scientific notation: 2e-3, 4.6e-5, 1e5"
+    m, e = f'{x:.1e}'.split('e')
+    return f"{m.removesuffix('.0')}e{int(e)}"
+
 def _lrs(lrs, trainable) -> str:
-    "Peak learning rate per parameter group (early -> head), 'frozen' where a group did not train"
-    return ', '.join(f'{lr:.2g}' if on else 'frozen' for lr, on in zip(lrs, trainable))
+    "Peak learning rate per parameter group (early -> head), a dash where a group was frozen"
+    return ' / '.join(sci(lr) if on else '–' for lr, on in zip(lrs, trainable))
 
 def hyperparameter_table(df: pd.DataFrame) -> pd.DataFrame:
     "One row per distinct configuration (seeds merged): every setting as it ran, read from the records"
@@ -124,12 +129,11 @@ def hyperparameter_table(df: pd.DataFrame) -> pd.DataFrame:
     for r in df.drop_duplicates('key').record:  # a config reused by several suites ran once
         c, h = r.config, r.hyperparams
         es = h['early_stopping']
-        rows.append(dict(arch=c['arch'], init='pretrained' if c['pretrained'] else 'scratch', strategy=c['strategy'],
+        rows.append(dict(dataset=c['dataset'], arch=c['arch'], init='pretrained' if c['pretrained'] else 'scratch', strategy=c['strategy'],
                          fraction=c['fraction'], size=h['image_size'], head=' + '.join(h['head_layers']), batch_size=h['batch_size'],
                          optimizer=f"{h['optimizer']} (" + ', '.join(f'{k} {v:.3g}' for k, v in h['opt_hypers'].items()) + ')',
                          schedule=' | '.join(f"stage {i}: {s['epochs_max']} ep, " + (
-                             f"peak lr [{_lrs(s['peak_lr'], s['trainable_groups'])}], warm-up {s['pct_start']:.0%}, div {s['div']:.3g}, "
-                             f"final div {s['div_final']:.3g}" if 'peak_lr' in s else s['schedule']) for i, s in enumerate(h['stages'], 1)),
+                             f"lr {_lrs(s['peak_lr'], s['trainable_groups'])}, warm-up {s['pct_start']:.0%}, div {s['div']:.3g} → {sci(s['div_final'])}" if 'peak_lr' in s else s['schedule']) for i, s in enumerate(h['stages'], 1)),
                          epochs=h['epochs_max'], restore=f"best {h['model_selection']['monitor']} on validation",
                          early_stopping=f"{es['monitor']}, patience {es['patience']}" if es else 'none (whole schedule)',
                          augmentation=h['augmentation']['name'] + (' + mixup' if h['mixup'] else ''),

@@ -48,3 +48,9 @@ def test_no_value_in_the_source_swallows_the_punctuation_after_it():
     "typst ends an embedded expression (`#v.x;`, `#(v.x);`) at a semicolon and drops it from the text: write `#v.x\\;`"
     src = (Path(report.__file__).parents[1]/'report'/'report.typ').read_text()
     assert not re.findall(r'#(?:v(?:\.\w+)+|\([^)]*\));', src)
+
+def test_a_column_with_one_value_in_every_row_moves_out_of_the_table_into_words():
+    t = dict(headers=['strategy', 'batch', 'seeds'], rows=[['fine-tune', '32', '0,1,2'], ['full-finetune', '32', '0']])
+    kept, same = findings.lift_constant(t)
+    assert kept == dict(headers=['strategy', 'seeds'], rows=[['fine-tune', '0,1,2'], ['full-finetune', '0']]) and same == ['batch: 32']
+    assert findings.lift_constant(dict(headers=['a'], rows=[['1']]))[0]['headers'] == ['a']  # one row: nothing is 'constant'

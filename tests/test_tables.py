@@ -77,3 +77,7 @@ def test_strategy_table_rows_follow_the_strategy_order_and_the_presets_arms_not_
     t = tables.strategy_table(pd.DataFrame(runs), strategy_order(('none', 'dihedral')))
     assert list(zip(t.strategy, t.augment)) == [('feature-extraction', 'none'), ('feature-extraction', 'dihedral'), ('feature-extraction', 'fastai'),
                                                 ('full-finetune', 'none'), ('full-finetune', 'dihedral'), ('full-finetune', 'fastai')]
+
+def test_learning_rates_read_as_short_scientific_numbers_and_frozen_groups_as_dashes():
+    assert [tables.sci(x) for x in (2e-3, 4.6e-5, 1e5, 0.00043)] == ['2e-3', '4.6e-5', '1e5', '4.3e-4']
+    assert tables._lrs([1e-5, 2e-3], [False, True]) == '– / 2e-3'
