@@ -45,9 +45,10 @@ def test_every_figure_the_report_places_exists_and_was_written_by_a_suite(built)
         assert re.search(rf"['/]{name}['\)]", ''.join(p.read_text() for p in (ROOT/'ftl').glob('*.py'))), f'{name} is written by no module'
 
 def test_no_value_in_the_source_swallows_the_punctuation_after_it():
-    "typst ends an embedded expression (`#v.x;`, `#(v.x);`) at a semicolon and drops it from the text: write `#v.x\\;`"
+    "typst ends an embedded expression (`#v.x;`, `#(v.x);`, `#if c [a] else [b];`) at a semicolon and drops it: write `\\;`"
     src = (Path(report.__file__).parents[1]/'report'/'report.typ').read_text()
     assert not re.findall(r'#(?:v(?:\.\w+)+|\([^)]*\));', src)
+    assert not re.findall(r'\];', src)  # the end of an `#if` block's content, in markup
 
 def test_a_column_with_one_value_in_every_row_moves_out_of_the_table_into_words():
     t = dict(headers=['strategy', 'batch', 'seeds'], rows=[['fine-tune', '32', '0,1,2'], ['full-finetune', '32', '0']])
