@@ -12,7 +12,7 @@ from .records import OVERFIT_RISE
 from .benchmark import cost_table
 from .evaluate import majority_baseline
 from .analysis import RULES, with_commentary
-from .strategies import STRATEGIES, describe_augmentation
+from .strategies import describe_augmentation
 from .train import grid_runs, strategy_order
 
 __all__ = ['num', 'pct', 'table', 'Claim', 'ClaimFailed', 'check_claims', 'CLAIMS']
@@ -30,13 +30,6 @@ def title(arch) -> str:
 
 HYPER_NAMES = dict(wd='weight decay', sqr_mom='β2', mom='β1', eps='ε')
 MONITOR_NAMES = dict(valid_loss='validation loss', macro_f1='validation macro-F1', accuracy='validation accuracy', last='final epoch')
-
-LAYER_NAMES = dict(AdaptiveAvgPool2d='global average pooling', AdaptiveConcatPool2d='average and max pooling', Flatten=None,
-                   Linear='linear layer', BatchNorm1d='batch norm', Dropout='dropout', ReLU='ReLU')
-
-def layers_in_words(layers: str) -> str:
-    "A head's layers (class names joined by ' + ') in words"
-    return ', '.join(w for w in (LAYER_NAMES.get(l, l) for l in layers.split(' + ')) if w)
 
 def words(text: str) -> str:
     "Monitor names in a table cell as words"
@@ -389,7 +382,7 @@ def _hyper(v, raw, frames, lay, p):
     v['normalization'] = [f"mean {trio(n['mean'])}, standard deviation {trio(n['std'])} for {' and '.join(sorted(archs))}"
                           for n, archs in ((json.loads(k), a) for k, a in norms.items())]
     r0 = every.record.iloc[0].hyperparams
-    v['hyper_common'] = dict(optimizer=optimizer_words(r0['optimizer'], r0['opt_hypers']), batch=num(h.batch_size.iloc[0]), head=layers_in_words(h['head'].iloc[0]))
+    v['hyper_common'] = dict(optimizer=optimizer_words(r0['optimizer'], r0['opt_hypers']), batch=num(h.batch_size.iloc[0]))
 
 def lift_constant(t: dict) -> tuple:
     "A typesetter table without the columns that hold one value in every row, and those columns as 'header: value' words"
@@ -433,7 +426,7 @@ def _headline(v, raw, frames, lay, p):
     tta = [r.record.hyperparams['tta'] for _, r in h.iterrows() if r.record.hyperparams.get('tta')]
     if tta: v['headline_tta'] = tta_words(tta[0])
 
-def tta_words(aug: dict) -> str:
+def tta_words(aug: dict) -> dict:
     "What fastai's `Learner.tta` does with the run's augmentation, its view count and blend weight read from its signature"
     import inspect
     from fastai.learner import Learner
