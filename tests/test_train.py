@@ -90,3 +90,22 @@ def test_tta_of_an_unaugmented_model_uses_the_dihedral_arm():
     cfg = Config(dataset='synthetic', size=32, arch='mobilenetv2', epochs=1, bs=16, strategy='full-finetune', tta=True)
     rec = run(cfg)
     assert rec.hyperparams['tta']['name'] == 'dihedral' and rec.test_tta['classes'] == rec.test['classes']
+
+def test_bf16_runs_the_network_in_bfloat16_on_cpu_and_says_so():
+    cfg = Config(dataset='synthetic', size=32, arch='mobilenetv2', epochs=1, bs=16, strategy='full-finetune', precision='bf16')
+    learn, r = train(cfg, device=torch.device('cpu'))
+    seen = []
+    hook = learn.model[-1][-1].register_forward_hook(lambda m, i, o: seen.append(o.dtype))  # the head's last linear layer
+    learn.get_preds(dl=learn.dls.valid)
+    hook.remove()
+    assert seen and set(seen) == {torch.bfloat16} and r.hyperparams['precision'] == 'bf16'
+    assert all(p.dtype == torch.float32 for p in learn.model.parameters())  # master weights stay fp32
+    assert 0 <= r.test['accuracy'] <= 1 and all(math.isfinite(e['train_loss']) for e in r.history)
+    again = run(cfg, device=torch.device('cpu'))
+    assert again.history == r.history and again.test == r.test  # reproducible in bf16 too
+
+def test_the_study_preset_trains_vits_in_bf16_and_cnns_in_the_default():
+    assert preset_config('study', arch='vit_small_dinov2', size=126).precision == 'bf16'
+    assert preset_config('study', arch='mobilenetv2').precision == preset_config('quick', arch='vit_small_dinov2', size=84).precision == 'auto'
+    assert preset_config('study', arch='vit_small_dinov2', size=126, precision='fp32').precision == 'fp32'  # the user's choice wins
+    with pytest.raises(ConfigError, match='precision'): Config(precision='fp8').validate()
