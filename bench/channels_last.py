@@ -4,15 +4,16 @@ warnings.filterwarnings('ignore')
 import numpy as np, torch
 from ftl.train import Config, build_learner
 
-def epoch_img_s(learn, n_batches, channels_last):
-    "Images per second of `n_batches` training steps (forward, backward, optimizer) in one memory layout"
+def epoch_img_s(learn, n_batches, channels_last=False, bf16=False):
+    "Images per second of `n_batches` training steps (forward, backward, optimizer) in one memory layout and precision"
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     learn.model.to(memory_format=fmt); learn.model.train()
     opt = torch.optim.Adam(learn.model.parameters(), 1e-4)
     batches = [(x.as_subclass(torch.Tensor).contiguous(memory_format=fmt), y) for (x, y), _ in zip(learn.dls.train, range(n_batches))]
     t0 = time.perf_counter()
     for x, y in batches:
-        loss = torch.nn.functional.cross_entropy(learn.model(x), y)
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):  # what ftl.train.CPUBFloat16 does in training
+            loss = torch.nn.functional.cross_entropy(learn.model(x), y)
         opt.zero_grad(); loss.backward(); opt.step()
     return len(batches)*batches[0][0].shape[0]/(time.perf_counter() - t0)
 

@@ -212,7 +212,8 @@ def _domain_gap_outputs(study, df):
 @register('domain-gap', outputs=_domain_gap_outputs)
 def domain_gap(study: Study) -> list:
     "How far the domain is from each backbone's pretraining: a linear probe on its frozen features (no augmentation), every seed"
-    return [replace(c, strategy='feature-extraction', augment='none').validate() for c in architectures(study)]
+    return [replace(c, strategy='feature-extraction', augment='none', precision=Config.precision).validate()  # features are cached in fp32
+            for c in architectures(study)]
 
 def _strategies_outputs(study, df):
     lay = study.layout

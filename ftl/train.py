@@ -2,7 +2,7 @@
 from __future__ import annotations
 import hashlib, json, math, platform, sys, tempfile, time, warnings
 from contextlib import nullcontext
-from dataclasses import dataclass, asdict, fields
+from dataclasses import dataclass, asdict, fields, replace
 from pathlib import Path
 
 import numpy as np, torch, fastai, timm, sklearn
@@ -106,13 +106,13 @@ def strategy_order(augment_arms) -> dict:
     return dict(strategy=list(STRATEGIES), augment=list(augment_arms))
 
 def preset_config(preset='quick', **kw) -> Config:
-    "A `Config` with a preset's settings (bf16 for its `bf16_families`), overridden by `kw`"
+    "A `Config` with a preset's settings (bf16 for its `bf16_families`, where a network trains), overridden by `kw`"
     if preset not in PRESETS: raise ConfigError(f"Unknown preset {preset!r}; choose from {list(PRESETS)}")
     names = {f.name for f in fields(Config)}
-    if any(get_arch(kw.get('arch', Config.arch)).family.startswith(f) for f in PRESETS[preset].get('bf16_families', ())):
-        kw = {'precision': 'bf16', **kw}
     if (unknown := set(kw) - names): raise ConfigError(f"Unknown Config fields {sorted(unknown)}; the fields are {sorted(names)}")
-    return Config(**{**{k: v for k, v in PRESETS[preset].items() if k in names}, **kw}).validate()
+    cfg = Config(**{**{k: v for k, v in PRESETS[preset].items() if k in names}, **kw}).validate()
+    bf16 = any(get_arch(cfg.arch).family.startswith(f) for f in PRESETS[preset].get('bf16_families', ()))
+    return replace(cfg, precision='bf16') if bf16 and 'precision' not in kw and not cached_path_applies(cfg) else cfg
 
 def _schedule(sched: ParamScheduler | None, n_groups: int) -> dict:
     "The stage's learning-rate and momentum schedule, read off fastai's live `ParamScheduler`"

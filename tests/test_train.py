@@ -108,4 +108,5 @@ def test_the_study_preset_trains_vits_in_bf16_and_cnns_in_the_default():
     assert preset_config('study', arch='vit_small_dinov2', size=126).precision == 'bf16'
     assert preset_config('study', arch='mobilenetv2').precision == preset_config('quick', arch='vit_small_dinov2', size=84).precision == 'auto'
     assert preset_config('study', arch='vit_small_dinov2', size=126, precision='fp32').precision == 'fp32'  # the user's choice wins
+    assert preset_config('study', arch='vit_small_dinov2', size=126, strategy='feature-extraction').precision == 'auto'  # cached fp32 features
     with pytest.raises(ConfigError, match='precision'): Config(precision='fp8').validate()
