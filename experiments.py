@@ -12,7 +12,7 @@ SUITE_HELP = '; '.join(f'{s.name}: {s.doc}' for s in SUITES.values()) + '; all: 
 def main(suite:Annotated[str, SUITE_HELP, dict(choices=[*SUITES, 'all'])]='smoke',
          dataset:str='elpv',         # elpv (default, 4 defect levels), elpv-binary, medmnist:<flag>, folder:<path>, synthetic
          arch:str=None,              # architecture (ftl or timm name); default: the suite's choice
-         preset:str='quick',         # quick (sized for a 2-core CPU) or full (the study's settings, for a GPU)
+         preset:str='quick',         # quick (a first look on a 2-core CPU), study (the committed study, sized for one) or full (for a GPU)
          online:bool=False,          # architectures suite: the timm-hub set (needs internet) instead of the packaged offline set
          results:str='results',      # folder for records and tables; any other than 'results' also holds its figures, models and report
          size:int=None,              # image size in pixels; default: the preset's
@@ -23,11 +23,12 @@ def main(suite:Annotated[str, SUITE_HELP, dict(choices=[*SUITES, 'all'])]='smoke
          fraction:float=None,        # share of the training split for every run, in (0, 1]
          seed:int=None,              # one seed for every run instead of the preset's seeds
          lr:float=None,              # peak learning rate
+         precision:str=None,         # auto (fp16 where CUDA exists, else fp32), fp32, or bf16 (autocast, on the CPU too); default: the preset's
          skip_bad_images:bool=False,  # folder datasets: list and skip unreadable images instead of stopping
          workers:int=None,           # run the suite's pending runs as Ray tasks on this many local workers
          ray_address:str=None):      # or join a Ray cluster ('auto' or host:port); records are written by this process
     "Run one ftl suite; finished runs are skipped, so an interrupted suite resumes where it stopped"
-    given = dict(size=size, epochs=epochs, bs=bs, strategy=strategy, augment=augment, fraction=fraction, seed=seed, lr=lr)
+    given = dict(size=size, epochs=epochs, bs=bs, strategy=strategy, augment=augment, fraction=fraction, seed=seed, lr=lr, precision=precision)
     if skip_bad_images and dataset.startswith('folder:'): dataset += '?skip-bad'
     try:
         study = Study(dataset=dataset, arch=arch, preset=preset, online=online, results=results,

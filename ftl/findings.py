@@ -8,7 +8,7 @@ from typing import Callable
 import numpy as np, pandas as pd
 from . import tables
 from .errors import UserError
-from .records import OVERFIT_RISE
+from .records import OVERFIT_RISE, read_records, records_frame
 from .benchmark import cost_table
 from .evaluate import majority_baseline
 from .analysis import RULES, with_commentary
@@ -384,6 +384,25 @@ def _hyper(v, raw, frames, lay, p):
     r0 = every.record.iloc[0].hyperparams
     v['hyper_common'] = dict(optimizer=optimizer_words(r0['optimizer'], r0['opt_hypers']), batch=num(h.batch_size.iloc[0]))
 
+def _precision(v, raw, frames, lay, p):
+    "What bfloat16 autocast costs in accuracy and saves in time: the architecture cells trained both ways, seed by seed"
+    folder = lay.results/'architectures'
+    if not p.get('bf16_families') or not folder.exists(): return
+    pairs = tables.precision_pairs(records_frame([r for r in read_records(folder) if not r.reused_from]))
+    if not len(pairs) or 'bf16' not in pairs.columns.get_level_values(1): return
+    fp32 = [c for c in pairs.columns.get_level_values(1).unique() if c != 'bf16'][0]
+    col = lambda m, prec: pairs[(m, prec)]
+    d, lo, hi = tables.paired_diff(col('valid_macro_f1', 'bf16'), col('valid_macro_f1', fp32))
+    dt, lot, hit = tables.paired_diff(col('test_macro_f1', 'bf16'), col('test_macro_f1', fp32))
+    speed = col('train_seconds', fp32).sum()/col('train_seconds', 'bf16').sum()
+    arch = pairs.index.get_level_values('arch')[0]
+    v['bf16'] = dict(arch=title(arch), px=num(pairs.index.get_level_values('size')[0]), seeds=num(len(pairs)), speedup=f'{speed:.1f}',
+                     valid_fp32=pm(col('valid_macro_f1', fp32).mean(), col('valid_macro_f1', fp32).std()),
+                     valid_bf16=pm(col('valid_macro_f1', 'bf16').mean(), col('valid_macro_f1', 'bf16').std()),
+                     valid_diff=f'{d:+.3f} [{lo:+.3f}, {hi:+.3f}]', test_diff=f'{dt:+.3f} [{lot:+.3f}, {hit:+.3f}]',
+                     families=list(p['bf16_families']))
+    raw['bf16'] = dict(valid_ci=(lo, hi), speedup=speed)
+
 def lift_constant(t: dict) -> tuple:
     "A typesetter table without the columns that hold one value in every row, and those columns as 'header: value' words"
     same = [i for i, _ in enumerate(t['headers']) if len(t['rows']) > 1 and len({r[i] for r in t['rows']}) == 1]
@@ -445,7 +464,7 @@ def _budget(v, raw, frames, lay, p):
     v['budget'] = dict(hours=num(raw['budget_hours'], 1), runs=num(len(seen)),
                        per_suite=[f'{n} {m:.1f} min' if m < 10 else f'{n} {m:.0f} min' for n, m in minutes.items()])
 
-SECTIONS = [_architectures, _domain_gap, _strategies, _imbalance, _efficiency, _resolution, _analysis, _hyper, _benchmark, _headline, _budget]  # the report's order
+SECTIONS = [_architectures, _domain_gap, _strategies, _imbalance, _efficiency, _resolution, _analysis, _hyper, _precision, _benchmark, _headline, _budget]  # the report's order
 
 
 def values(frames: dict, layout, source, presets: dict, preset: str, analysed=None) -> dict:

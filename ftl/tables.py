@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 
 __all__ = ['METRICS', 'seed_summary', 'architecture_table', 'one_se_choice', 'grid_hours', 'grid_candidates', 'domain_gap_table', 'in_order', 'strategy_table', 'EFFICIENCY_ARMS', 'efficiency_arms', 'efficiency_table', 'paired_diff',
-           'crossing_fraction', 'crossing', 'hyperparameter_table', 'selection_table', 'formatted', 'write_table']
+           'precision_pairs', 'crossing_fraction', 'crossing', 'hyperparameter_table', 'selection_table', 'formatted', 'write_table']
 
 METRICS = ('test_accuracy', 'test_macro_f1', 'valid_macro_f1')
 
@@ -64,6 +64,14 @@ def paired_diff(a: pd.Series, b: pd.Series) -> tuple:
     if len(d) < 2: return (float(d.mean()) if len(d) else np.nan), np.nan, np.nan
     half = stats.t.ppf(0.975, len(d) - 1)*d.std(ddof=1)/np.sqrt(len(d))
     return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
+
+PAIR_KEYS = ['dataset', 'arch', 'size', 'epochs', 'strategy', 'augment', 'fraction', 'seed']
+
+def precision_pairs(df: pd.DataFrame) -> pd.DataFrame:
+    "The cells (and seeds) trained in more than one precision: validation and test macro-F1 and training seconds per precision"
+    df = df[df.train_path == 'end-to-end']
+    both = df[df.groupby(PAIR_KEYS).precision.transform('nunique') > 1]
+    return both.pivot_table(index=PAIR_KEYS, columns='precision', values=['valid_macro_f1', 'test_macro_f1', 'train_seconds'])
 
 EFFICIENCY_ARMS = {'fine-tuned': 'scratch', 'frozen probe': 'fine-tuned', 'scratch': None}  # arm -> the arm its gain is measured against
 

@@ -55,3 +55,13 @@ def test_a_column_with_one_value_in_every_row_moves_out_of_the_table_into_words(
     kept, same = findings.lift_constant(t)
     assert kept == dict(headers=['strategy', 'seeds'], rows=[['fine-tune', '0,1,2'], ['full-finetune', '0']]) and same == ['batch: 32']
     assert findings.lift_constant(dict(headers=['a'], rows=[['1']]))[0]['headers'] == ['a']  # one row: nothing is 'constant'
+
+def test_a_study_with_suites_still_running_gets_a_report_without_them(tmp_path):
+    "A report in mid-study: the sections of unfinished suites (and what refers to them) are left out, nothing breaks"
+    shutil.copytree(ROOT/'results', tmp_path/'results'); shutil.copytree(ROOT/'figures', tmp_path/'results'/'figures')
+    for suite in ('architectures', 'headline'): shutil.rmtree(tmp_path/'results'/suite)
+    SUITES['report'].study(Study(preset='study', results=str(tmp_path/'results')))
+    from pypdf import PdfReader
+    text = '\n'.join(p.extract_text() for p in PdfReader(str(tmp_path/'results'/'report'/'report.pdf')).pages)
+    assert 'Method' in text and 'What a practitioner should do' in text
+    assert not {'Which backbone', 'Which way of fine-tuning', 'The headline models'} & set(text.splitlines())  # the grids and headline do
