@@ -92,7 +92,7 @@ PRESETS = {  # settings for a kind of machine: Config fields, plus the seeds and
     # this CPU's study, within 6 hours: 128 px (validation macro-F1 within 0.01 of 224 px at a sixth of the cost: the resolution
     # suite), the whole one-cycle schedule, the final annealed epoch restored (no worse than the validation-loss pick on average);
     # the grid suites build on a backbone whose strategies grid fits `grid_hours` of this CPU; the ViT, the costliest
-    # family, trains in bfloat16 autocast (2.4x faster here at equal validation accuracy: bench/bf16.py)
+    # family, trains in bfloat16 autocast (bench/bf16.py times both precisions and pairs their records' accuracy)
     'study': dict(size=128, epochs=12, patience=12, bs=32, seeds=(0, 1, 2), augment_arms=('none', 'dihedral'), monitor='last',
                   grid_hours=4, bf16_families=('ViT',)),
 }
