@@ -5,7 +5,8 @@ warnings.filterwarnings('ignore')
 import numpy as np, pandas as pd, torch
 from channels_last import epoch_img_s
 from ftl.train import Config, build_learner
-from ftl.records import read_records
+from ftl.records import read_records, records_frame
+from ftl.tables import precision_pairs
 
 def speed(arch, size, n_batches=6, repeats=3):
     "Median images/s of training steps in fp32 and in bf16 autocast, interleaved so that the machine's drift hits both alike"
@@ -19,13 +20,10 @@ def speed(arch, size, n_batches=6, repeats=3):
                 speedup=np.median(res[True])/np.median(res[False]))
 
 def accuracy_pairs(results='results/architectures'):
-    "Validation and test macro-F1 and minutes of the same cells (arch, size, epochs, seed) trained in fp32 and in bf16"
-    rows = [dict(arch=r.config['arch'], size=r.config['size'], epochs=r.config['epochs'], seed=r.config['seed'], precision=r.hyperparams['precision'],
-                 valid_macro_f1=r.best['macro_f1'], test_macro_f1=r.test['macro_f1'], minutes=r.train_seconds/60)
-            for r in read_records(results) if not r.reused_from]
-    df = pd.DataFrame(rows)
-    both = df.groupby(['arch', 'size', 'epochs', 'seed']).precision.transform('nunique') > 1
-    return df[both].pivot_table(index=['arch', 'size', 'epochs', 'seed'], columns='precision', values=['valid_macro_f1', 'test_macro_f1', 'minutes'])
+    "Validation and test macro-F1 and minutes of the same cells and seeds trained in fp32 and in bf16 (`tables.precision_pairs`)"
+    pairs = precision_pairs(records_frame([r for r in read_records(results) if not r.reused_from]))
+    pairs['train_seconds'] = pairs['train_seconds']/60
+    return pairs.rename(columns={'train_seconds': 'minutes'})
 
 if __name__ == '__main__':
     cells = [('mobilenetv2', 128), ('efficientnet_lite0', 128), ('vit_small_dinov2', 126), ('vit_small_dinov2', 224)]
@@ -34,4 +32,4 @@ if __name__ == '__main__':
         print(f"{arch} @ {size}px, bs 32, {torch.get_num_threads()} threads: fp32 {s['fp32']:.1f} img/s, bf16 {s['bf16']:.1f} img/s, "
               f"speedup={s['speedup']:.2f}", flush=True)
     pairs = accuracy_pairs()
-    if len(pairs): print(pairs.round(3).to_string()); print(pairs.groupby(level=[0, 1, 2]).agg(['mean', 'std']).round(3).T.to_string())
+    if len(pairs): print(pairs.round(3).to_string()); print(pairs.groupby(level=['arch', 'size', 'epochs']).agg(['mean', 'std']).round(3).T.to_string())

@@ -68,8 +68,8 @@ def paired_diff(a: pd.Series, b: pd.Series) -> tuple:
 PAIR_KEYS = ['dataset', 'arch', 'size', 'epochs', 'strategy', 'augment', 'fraction', 'seed']
 
 def precision_pairs(df: pd.DataFrame) -> pd.DataFrame:
-    "The cells (and seeds) trained in more than one precision: validation and test macro-F1 and training seconds per precision"
-    df = df[df.train_path == 'end-to-end']
+    "The cells (and seeds) trained in more than one precision (as the records say it ran): validation and test macro-F1 and training seconds per precision"
+    df = df[df.train_path == 'end-to-end'].assign(precision=lambda d: d.record.map(lambda r: r.hyperparams['precision']))
     both = df[df.groupby(PAIR_KEYS).precision.transform('nunique') > 1]
     return both.pivot_table(index=PAIR_KEYS, columns='precision', values=['valid_macro_f1', 'test_macro_f1', 'train_seconds'])
 
