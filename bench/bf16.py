@@ -23,7 +23,7 @@ def accuracy_pairs(results='results/architectures'):
     "Validation and test macro-F1 and minutes of the same cells and seeds trained in fp32 and in bf16 (`tables.precision_pairs`)"
     pairs = precision_pairs(records_frame([r for r in read_records(results) if not r.reused_from]))
     pairs['train_seconds'] = pairs['train_seconds']/60
-    return pairs.rename(columns={'train_seconds': 'minutes'})
+    return pairs.droplevel('twin').rename(columns={'train_seconds': 'minutes'})
 
 if __name__ == '__main__':
     cells = [('mobilenetv2', 128), ('efficientnet_lite0', 128), ('vit_small_dinov2', 126), ('vit_small_dinov2', 224)]

@@ -393,17 +393,13 @@ def _precision(v, raw, frames, lay, p):
     if not p.get('bf16_families') or not folder.exists(): return
     pairs = tables.precision_pairs(records_frame([r for r in read_records(folder) if not r.reused_from]))
     if not len(pairs) or 'bf16' not in pairs.columns.get_level_values(1): return
-    fp32 = [c for c in pairs.columns.get_level_values(1).unique() if c != 'bf16'][0]
-    col = lambda m, prec: pairs[(m, prec)]
-    d, lo, hi = tables.paired_diff(col('valid_macro_f1', 'bf16'), col('valid_macro_f1', fp32))
-    dt, lot, hit = tables.paired_diff(col('test_macro_f1', 'bf16'), col('test_macro_f1', fp32))
-    speed = col('train_seconds', fp32).sum()/col('train_seconds', 'bf16').sum()
-    arch = pairs.index.get_level_values('arch')[0]
-    v['bf16'] = dict(arch=title(arch), px=num(pairs.index.get_level_values('size')[0]), seeds=num(len(pairs)), speedup=f'{speed:.1f}',
-                     valid_fp32=pm(col('valid_macro_f1', fp32).mean(), col('valid_macro_f1', fp32).std()),
-                     valid_bf16=pm(col('valid_macro_f1', 'bf16').mean(), col('valid_macro_f1', 'bf16').std()),
-                     valid_diff=f'{d:+.3f} [{lo:+.3f}, {hi:+.3f}]', test_diff=f'{dt:+.3f} [{lot:+.3f}, {hit:+.3f}]',
-                     families=list(p['bf16_families']))
+    other = [c for c in pairs.columns.get_level_values(1).unique() if c != 'bf16'][0]  # the precision compared against
+    d, lo, hi = tables.paired_diff(pairs[('valid_macro_f1', 'bf16')], pairs[('valid_macro_f1', other)])
+    dt, lot, hit = tables.paired_diff(pairs[('test_macro_f1', 'bf16')], pairs[('test_macro_f1', other)])
+    speed = pairs[('train_seconds', other)].sum()/pairs[('train_seconds', 'bf16')].sum()
+    v['bf16'] = dict(arch=title(pairs.index.get_level_values('arch')[0]), px=num(pairs.index.get_level_values('size')[0]),
+                     seeds=num(len(pairs)), speedup=f'{speed:.1f}',
+                     valid_diff=f'{d:+.3f} [{lo:+.3f}, {hi:+.3f}]', test_diff=f'{dt:+.3f} [{lot:+.3f}, {hit:+.3f}]')
     raw['bf16'] = dict(valid_ci=(lo, hi), speedup=speed)
 
 def lift_constant(t: dict) -> tuple:

@@ -125,9 +125,9 @@ def _signals(r: Record) -> dict:
     return dict(gap_best=vl[b] - tl[b], gap_last=vl[-1] - tl[-1], epochs_after_best=len(r.history) - r.best_epoch,
                 min_valid_loss_epoch=m + 1, valid_up_train_down=bool(vl[-1] > (1 + OVERFIT_RISE)*vl[m] and tl[-1] < tl[m]))
 
-def cell_key(r: Record) -> str:
-    "The cell a run belongs to: its configuration without the seed (the seeds of one cell share it)"
-    return json.dumps({k: v for k, v in r.config.items() if k != 'seed'}, sort_keys=True)
+def cell_key(r: Record, without=('seed',)) -> str:
+    "The cell a run belongs to: its configuration without the seed (the seeds of one cell share it), or without other `without` fields"
+    return json.dumps({k: v for k, v in r.config.items() if k not in without}, sort_keys=True)
 
 def records_frame(records) -> pd.DataFrame:
     "One row per record: its config, where it came from, best-epoch validation and test metrics, sizes, timings, signals"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 from pathlib import Path
 import numpy as np, pandas as pd
+from .records import cell_key
 
 __all__ = ['METRICS', 'seed_summary', 'architecture_table', 'one_se_choice', 'grid_hours', 'grid_candidates', 'domain_gap_table', 'in_order', 'strategy_table', 'EFFICIENCY_ARMS', 'efficiency_arms', 'efficiency_table', 'paired_diff',
            'precision_pairs', 'crossing_fraction', 'crossing', 'hyperparameter_table', 'selection_table', 'formatted', 'write_table']
@@ -65,13 +66,14 @@ def paired_diff(a: pd.Series, b: pd.Series) -> tuple:
     half = stats.t.ppf(0.975, len(d) - 1)*d.std(ddof=1)/np.sqrt(len(d))
     return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
 
-PAIR_KEYS = ['dataset', 'arch', 'size', 'epochs', 'strategy', 'augment', 'fraction', 'seed']
-
 def precision_pairs(df: pd.DataFrame) -> pd.DataFrame:
-    "The cells (and seeds) trained in more than one precision (as the records say it ran): validation and test macro-F1 and training seconds per precision"
-    df = df[df.train_path == 'end-to-end'].assign(precision=lambda d: d.record.map(lambda r: r.hyperparams['precision']))
-    both = df[df.groupby(PAIR_KEYS).precision.transform('nunique') > 1]
-    return both.pivot_table(index=PAIR_KEYS, columns='precision', values=['valid_macro_f1', 'test_macro_f1', 'train_seconds'])
+    """The runs whose configuration, seed included, differs only in precision, as the records say each ran: validation and
+    test macro-F1 and training seconds per precision, one row per such twin (indexed by arch, size, epochs, seed and twin)"""
+    df = df[df.train_path == 'end-to-end'].assign(precision=lambda d: d.record.map(lambda r: r.hyperparams['precision']),
+                                                  twin=lambda d: d.record.map(lambda r: cell_key(r, without=('precision',))))
+    both = df[df.groupby('twin').precision.transform('nunique') > 1]
+    return both.pivot_table(index=['arch', 'size', 'epochs', 'seed', 'twin'], columns='precision',
+                            values=['valid_macro_f1', 'test_macro_f1', 'train_seconds'])
 
 EFFICIENCY_ARMS = {'fine-tuned': 'scratch', 'frozen probe': 'fine-tuned', 'scratch': None}  # arm -> the arm its gain is measured against
 

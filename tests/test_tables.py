@@ -82,14 +82,17 @@ def test_learning_rates_read_as_short_scientific_numbers_and_frozen_groups_as_da
     assert [tables.sci(x) for x in (2e-3, 4.6e-5, 1e5, 0.00043)] == ['2e-3', '4.6e-5', '1e5', '4.3e-4']
     assert tables._lrs([1e-5, 2e-3], [False, True]) == '– / 2e-3'
 
-def test_precision_pairs_match_the_same_cell_and_seed_across_the_precision_that_ran():
+def test_precision_pairs_match_runs_that_differ_only_in_the_precision_that_ran():
     from types import SimpleNamespace
-    base = dict(dataset='elpv', arch='vit', size=126, epochs=12, strategy='fine-tune', augment='none', fraction=1.0, train_path='end-to-end')
-    ran = lambda p: SimpleNamespace(hyperparams=dict(precision=p))
-    rows = [dict(base, seed=s, record=ran(p), valid_macro_f1=f, test_macro_f1=f, train_seconds=t)
-            for s, p, f, t in [(0, 'fp32', .60, 100), (0, 'bf16', .62, 40), (1, 'fp32', .61, 110), (1, 'bf16', .60, 50),
-                               (2, 'bf16', .70, 45)]]  # seed 2 has no fp32 twin
-    rows.append(dict(base, seed=0, size=224, record=ran('fp32'), valid_macro_f1=.9, test_macro_f1=.9, train_seconds=1))  # another cell
+    base = dict(dataset='elpv', arch='vit', size=126, epochs=12, strategy='fine-tune', augment='none', fraction=1.0, class_weights=False)
+    def row(p, f, t, **change):
+        config = {**base, 'precision': 'bf16' if p == 'bf16' else 'auto', **change}
+        return dict(config, train_path='end-to-end', valid_macro_f1=f, test_macro_f1=f, train_seconds=t,
+                    record=SimpleNamespace(config=config, hyperparams=dict(precision=p)))
+    rows = [row('fp32', .60, 100, seed=0), row('bf16', .62, 40, seed=0), row('fp32', .61, 110, seed=1), row('bf16', .60, 50, seed=1),
+            row('bf16', .70, 45, seed=2),                                     # no fp32 twin
+            row('fp32', .90, 1, seed=0, size=224),                            # another cell
+            row('fp32', .10, 7, seed=1, class_weights=True)]                  # shares the listed fields of seed 1, not its config
     p = tables.precision_pairs(pd.DataFrame(rows))
     assert list(p.index.get_level_values('seed')) == [0, 1] and set(p.index.get_level_values('size')) == {126}
     assert p[('train_seconds', 'fp32')].tolist() == [100, 110] and p[('valid_macro_f1', 'bf16')].tolist() == [.62, .60]
