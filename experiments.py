@@ -1,18 +1,22 @@
 "ftl experiments: `python experiments.py --suite <name>` runs one study of the registry, resumably, and writes its outputs"
 import sys
+import matplotlib; matplotlib.use('Agg')  # a script that saves figures picks its backend; the library leaves it alone
 from typing import Annotated
 from fastcore.script import call_parse
-from ftl.suites import SUITES, Study, run
+from ftl.studies import SUITES, Study, run
+from ftl.config import PRESETS
+from ftl.data import SOURCES
 from ftl.errors import UserError
 
-ALL = list(SUITES)[1:]  # the whole study in reading order, without the smoke run
+ALL = [s for s in SUITES if s != 'smoke']  # the whole study in its order, without the smoke run
 SUITE_HELP = '; '.join(f'{s.name}: {s.doc}' for s in SUITES.values()) + '; all: every suite but smoke, in order'
 
 @call_parse
 def main(suite:Annotated[str, SUITE_HELP, dict(choices=[*SUITES, 'all'])]='smoke',
-         dataset:str='elpv',         # elpv (default, 4 defect levels), elpv-binary, medmnist:<flag>, folder:<path>, synthetic
+         dataset:Annotated[str, f'the data: {SOURCES}']='elpv',
+         card:str=None,              # the dataset card (Markdown with YAML front matter) when it is not <folder>/README.md
          arch:str=None,              # architecture (ftl or timm name); default: the suite's choice
-         preset:str='quick',         # quick (a first look on a 2-core CPU), study (the committed study, sized for one) or full (for a GPU)
+         preset:Annotated[str, f'settings for a kind of machine: one of {list(PRESETS)}']='quick',
          online:bool=False,          # architectures suite: the timm-hub set (needs internet) instead of the packaged offline set
          results:str='results',      # folder for records and tables; any other than 'results' also holds its figures, models and report
          size:int=None,              # image size in pixels; default: the preset's
@@ -28,10 +32,10 @@ def main(suite:Annotated[str, SUITE_HELP, dict(choices=[*SUITES, 'all'])]='smoke
          workers:int=None,           # run the suite's pending runs as Ray tasks on this many local workers
          ray_address:str=None):      # or join a Ray cluster ('auto' or host:port); records are written by this process
     "Run one ftl suite; finished runs are skipped, so an interrupted suite resumes where it stopped"
-    given = dict(size=size, epochs=epochs, bs=bs, strategy=strategy, augment=augment, fraction=fraction, seed=seed, lr=lr, precision=precision)
-    if skip_bad_images and dataset.startswith('folder:'): dataset += '?skip-bad'
+    given = dict(size=size, epochs=epochs, bs=bs, strategy=strategy, augment=augment, fraction=fraction, seed=seed, lr=lr,
+                 precision=precision, skip_bad_images=skip_bad_images or None)
     try:
-        study = Study(dataset=dataset, arch=arch, preset=preset, online=online, results=results,
+        study = Study(dataset=dataset, arch=arch, preset=preset, online=online, results=results, card=card,
                       fixed={k: v for k, v in given.items() if v is not None}, workers=workers, address=ray_address)
         for name in (ALL if suite == 'all' else [suite]): run(name, study)
     except UserError as e: sys.exit(f"error: {e}")

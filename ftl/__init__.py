@@ -5,10 +5,11 @@ from .errors import UserError, ConfigError, DataError, DatasetMissing, WeightsUn
 from .data import load_source, make_dls, make_datablock, subset_indices, StratifiedSubsetSplitter, labelled_test_dl, decode_image
 from .models import ARCHS, OFFLINE, ONLINE, get_arch, create_learner, weights_file
 from .strategies import STRATEGIES, AUGMENTATIONS
-from .train import Config, PRESETS, preset_config, build_learner, train, run, export
+from .config import Config, PRESETS, preset_config
+from .train import build_learner, train, run, export
 from .evaluate import test_metrics
 from .records import Record, read_records, load_record, save_record, records_frame
 from .analysis import interpret, failure_table
 from .benchmark import benchmark_arch
-from .suites import SUITES, Study, run_suite
-__version__ = '0.2.0'
+from .studies import SUITES, Study, run_suite
+__version__ = '0.3.0'

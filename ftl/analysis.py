@@ -232,7 +232,8 @@ def error_gallery(interp, errors, path, title=''):
 
 def probe_features(dataset, arch, size) -> np.ndarray:
     "Pooled features of every image from the pretrained backbone `arch` (cached): the independent embedding"
-    from .train import Config, build_learner
+    from .config import Config
+    from .train import build_learner
     from .features import cached_features
     from .models import weights_id
     cfg = Config(dataset=dataset, size=size, arch=arch, strategy='feature-extraction')

@@ -14,7 +14,7 @@ def _task(cfg, models, threads, cache):
     import torch
     if cache: os.environ['FTL_CACHE'] = cache
     torch.set_num_threads(threads)
-    from .suites import run_config
+    from .train import run_config
     return run_config(cfg, models).to_dict()
 
 def _resources(ray, workers):

@@ -1,162 +1,23 @@
 "One run: a config (plain, hashable data) in; a trained learner and its record out"
 from __future__ import annotations
-import hashlib, json, math, platform, sys, tempfile, time, warnings
+import platform, sys, tempfile, time, warnings
 from contextlib import nullcontext
-from dataclasses import dataclass, asdict, fields, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np, torch, fastai, timm, sklearn
-from fastai.vision.all import (Callback, EarlyStoppingCallback, SaveModelCallback, ParamScheduler, MixUp, CrossEntropyLossFlat,
-                               accuracy, skm_to_fastai, set_seed, default_device)
-from fastai.callback.fp16 import MixedPrecision
-from fastcore.foundation import L
-from torch.amp import GradScaler
+from fastai.vision.all import EarlyStoppingCallback, SaveModelCallback, MixUp, CrossEntropyLossFlat, accuracy, skm_to_fastai, set_seed, default_device
 from sklearn.metrics import f1_score
-from .errors import ConfigError, DataError
-from .data import load_source, make_dls, labelled_test_dl, subset_indices, check_dataset_name, dataset_id
+from .data import load_source, make_dls, labelled_test_dl, subset_indices, dataset_id
+from .config import Config, PRESETS, MONITORS, PRECISIONS, preset_config, grid_runs, strategy_order
+from .callbacks import History, PlainTensors, CPUBFloat16, mixed_precision
 from .models import create_learner, norm_stats, get_arch, weights_file, weights_id
 from .features import cached_path_applies, cached_features, feature_learner
-from .strategies import STRATEGIES, AUGMENTATIONS, N_GROUPS, augmentations, describe_augmentation
+from .strategies import STRATEGIES, augmentations, describe_augmentation
 from .evaluate import test_metrics
 from .records import Record, SCHEMA_VERSION
 
-__all__ = ['Config', 'PRESETS', 'MONITORS', 'PRECISIONS', 'CPUBFloat16', 'History', 'PlainTensors', 'preset_config', 'grid_runs', 'strategy_order', 'prepare', 'build_learner', 'train',
-           'run', 'export']
-
-MONITORS = ('valid_loss', 'macro_f1', 'accuracy', 'last')  # what picks the restored epoch on validation; 'last': the final one
-PRECISIONS = ('auto', 'fp32', 'bf16')
-
-@dataclass(frozen=True)
-class Config:
-    "Everything that defines one run; its `key` names the record"
-    dataset: str = 'elpv'
-    size: int = 84
-    arch: str = 'efficientnet_lite0'
-    pretrained: bool = True
-    strategy: str = 'fine-tune'
-    augment: str = 'none'        # a name in strategies.AUGMENTATIONS
-    mixup: bool = False
-    head: str = 'linear'         # 'linear' (pool + one linear layer) or 'mlp' (fastai's two-layer head)
-    fraction: float = 1.0        # stratified share of the training split; validation and test never shrink
-    seed: int = 0
-    epochs: int = 8              # total epochs of the run, across its stages
-    freeze_epochs: int = 1       # fine-tune: epochs on the head before unfreezing (part of `epochs`)
-    lr: float = 2e-3
-    bs: int = 32
-    patience: int = 3            # epochs without a better `monitor` before stopping; >= epochs: never stops early
-    monitor: str = 'valid_loss'  # one of MONITORS: the validation quantity that restores the best epoch
-    class_weights: bool = False  # cross-entropy weighted by inverse class frequency of the training subset
-    tta: bool = False            # also evaluate the test split with fastai's test-time augmentation
-    precision: str = 'auto'      # 'auto': fp16 (to_fp16) where CUDA exists, else fp32; 'fp32'; or 'bf16' (autocast, CPU or CUDA)
-
-    def key(self) -> str:
-        "A readable, unique file name: the fields that differ from the defaults (and a folder dataset's content) hashed"
-        changed = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != f.default}
-        ident = dataset_id(self.dataset)
-        h = hashlib.sha1(json.dumps({**changed, **({'data': ident} if ident else {})}, sort_keys=True).encode()).hexdigest()[:8]
-        init = 'pt' if self.pretrained else 'scratch'
-        return (f"{self.dataset.split('?')[0].replace(':', '-').replace('/', '_')}-{self.arch}-{init}-{self.strategy}-"
-                f"{self.augment}-f{self.fraction:g}-s{self.seed}-{h}")
-
-    def validate(self):
-        "Check every field at the boundary, with a message that names the field, the value and what is allowed"
-        def need(ok, field, allowed):
-            if not ok: raise ConfigError(f"Config.{field} must be {allowed}, got {getattr(self, field)!r}")
-        num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        integer = lambda v: isinstance(v, int) and not isinstance(v, bool)
-        try: check_dataset_name(self.dataset)
-        except DataError as e: raise ConfigError(f'Config.dataset: {e}') from None
-        a = get_arch(self.arch)
-        need(integer(self.size) and self.size >= 16 and self.size % a.size_multiple == 0, 'size',
-             f'an integer >= 16' + (f' and a multiple of {a.size_multiple} for {a.name}' if a.size_multiple > 1 else ''))
-        need(self.strategy in STRATEGIES, 'strategy', f'one of {list(STRATEGIES)}')
-        need(self.augment in AUGMENTATIONS, 'augment', f'one of {list(AUGMENTATIONS)}')
-        need(self.head in ('linear', 'mlp'), 'head', "'linear' or 'mlp'")
-        need(num(self.fraction) and 0 < self.fraction <= 1, 'fraction', 'in (0, 1]')
-        need(integer(self.seed) and self.seed >= 0, 'seed', 'an integer >= 0')
-        need(integer(self.epochs) and self.epochs >= 1, 'epochs', 'an integer >= 1')
-        if self.strategy == 'gradual-unfreeze': need(self.epochs >= N_GROUPS, 'epochs', f'>= {N_GROUPS} for gradual-unfreeze (one stage per parameter group)')
-        need(integer(self.freeze_epochs) and self.freeze_epochs >= 0, 'freeze_epochs', 'an integer >= 0')
-        if self.strategy == 'fine-tune': need(1 <= self.freeze_epochs < self.epochs, 'freeze_epochs', f'between 1 and epochs - 1 = {self.epochs - 1} for fine-tune')
-        need(num(self.lr) and self.lr > 0, 'lr', 'a positive number')
-        need(integer(self.bs) and self.bs >= 1, 'bs', 'an integer >= 1')
-        need(integer(self.patience) and self.patience >= 1, 'patience', 'an integer >= 1')
-        need(self.monitor in MONITORS, 'monitor', f'one of {list(MONITORS)}')
-        for b in ('pretrained', 'mixup', 'class_weights', 'tta'): need(isinstance(getattr(self, b), bool), b, 'True or False')
-        need(self.precision in PRECISIONS, 'precision', f'one of {list(PRECISIONS)}')
-        return self
-
-PRESETS = {  # settings for a kind of machine: Config fields, plus the seeds and augmentation arms a suite runs
-    'quick': dict(size=84, epochs=8, patience=3, bs=32, seeds=(0,), augment_arms=('none', 'fastai')),  # a first look on 2 CPU cores
-    'full': dict(size=224, epochs=30, patience=30, bs=64, seeds=(0, 1, 2), augment_arms=('none', 'dihedral')),  # the study, for a GPU
-    # this CPU's study, within 6 hours: 128 px (validation macro-F1 within 0.01 of 224 px at a sixth of the cost: the resolution
-    # suite), the whole one-cycle schedule, the final annealed epoch restored (no worse than the validation-loss pick on average);
-    # the grid suites build on a backbone whose strategies grid fits `grid_hours` of this CPU; the ViT, the costliest
-    # family, trains in bfloat16 autocast (bench/bf16.py times both precisions and pairs their records' accuracy)
-    'study': dict(size=128, epochs=12, patience=12, bs=32, seeds=(0, 1, 2), augment_arms=('none', 'dihedral'), monitor='last',
-                  grid_hours=4, bf16_families=('ViT',)),
-}
-
-def grid_runs(preset: str) -> int:
-    "Runs in a preset's strategies grid: every strategy, augmentation arm and seed"
-    return len(STRATEGIES)*len(PRESETS[preset]['augment_arms'])*len(PRESETS[preset]['seeds'])
-
-def strategy_order(augment_arms) -> dict:
-    "The rows of a strategies table: strategies in `STRATEGIES` order, then augmentation arms in the preset's order"
-    return dict(strategy=list(STRATEGIES), augment=list(augment_arms))
-
-def preset_config(preset='quick', **kw) -> Config:
-    "A `Config` with a preset's settings (bf16 for its `bf16_families`, where a network trains), overridden by `kw`"
-    if preset not in PRESETS: raise ConfigError(f"Unknown preset {preset!r}; choose from {list(PRESETS)}")
-    names = {f.name for f in fields(Config)}
-    if (unknown := set(kw) - names): raise ConfigError(f"Unknown Config fields {sorted(unknown)}; the fields are {sorted(names)}")
-    cfg = Config(**{**{k: v for k, v in PRESETS[preset].items() if k in names}, **kw}).validate()
-    bf16 = any(get_arch(cfg.arch).family.startswith(f) for f in PRESETS[preset].get('bf16_families', ()))
-    return replace(cfg, precision='bf16') if bf16 and 'precision' not in kw and not cached_path_applies(cfg) else cfg
-
-def _schedule(sched: ParamScheduler | None, n_groups: int) -> dict:
-    "The stage's learning-rate and momentum schedule, read off fastai's live `ParamScheduler`"
-    if sched is None or 'lr' not in sched.scheds: return dict(schedule='constant')
-    pct = np.linspace(0, 1, 10001)
-    lr = np.stack([np.broadcast_to(np.asarray(sched.scheds['lr'](p), float), (n_groups,)) for p in pct])
-    top = int(lr[:, -1].argmax())
-    mom = sched.scheds.get('mom')
-    return dict(schedule='one-cycle (cosine warm-up, cosine annealing)', start_lr=lr[0].tolist(), peak_lr=lr[top].tolist(),
-                final_lr=lr[-1].tolist(), pct_start=round(float(pct[top]), 4), div=float(lr[top, -1]/lr[0, -1]),
-                div_final=float(lr[top, -1]/lr[-1, -1]), moms=[float(mom(p)) for p in (0, pct[top], 1)] if mom else None)
-
-class History(Callback):
-    "Per-epoch metrics and, per fit (stage): the schedule fastai applies, the lr seen per batch, trainable groups"
-    order = 70  # after the Recorder has logged the epoch
-    def __init__(self): self.epochs, self.stages = [], []
-    def before_fit(self):
-        if hasattr(self.learn, 'lr_finder'): return
-        groups = [any(p.requires_grad for p in ps if p.ndim > 1) for ps in self.opt.param_lists]  # weights, not BN/bias
-        sched = next((cb for cb in self.learn.cbs if isinstance(cb, ParamScheduler)), None)
-        self.stages.append(dict(epochs_max=self.n_epoch, trainable_params=sum(p.numel() for p in self.model.parameters() if p.requires_grad),
-                                trainable_groups=groups, **_schedule(sched, len(groups)), applied_first_lr=None,
-                                applied_peak_lr=[0.]*len(groups)))
-    def after_batch(self):
-        if not self.training or not self.stages: return
-        st, lrs = self.stages[-1], [float(h['lr']) for h in self.opt.hypers]
-        if st['applied_first_lr'] is None: st['applied_first_lr'] = lrs
-        st['applied_peak_lr'] = [max(a, b) for a, b in zip(st['applied_peak_lr'], lrs)]
-    def after_epoch(self):
-        names, vals = self.recorder.metric_names[1:-1], self.recorder.log[1:-1]
-        row = dict(epoch=len(self.epochs) + 1, stage=len(self.stages), **{n: float(v) for n, v in zip(names, vals)})
-        self.epochs.append({**row, 'lr': [float(h['lr']) for h in self.opt.hypers]})
-
-def _plain(x):
-    "A plain tensor; image batches in channels_last (faster convolutions on CPU and GPU: bench/channels_last.py)"
-    x = x.as_subclass(torch.Tensor)
-    return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x
-
-class PlainTensors(Callback):
-    "Feed the model plain channels_last tensors: fastai's `TensorImage` subclass sends every op of the forward pass through Python"
-    order = 1
-    def before_fit(self): self.model.to(memory_format=torch.channels_last)
-    def before_batch(self): self.typed, self.learn.xb = self.xb, tuple(_plain(x) for x in self.xb)
-    def after_pred(self): self.learn.xb = self.typed  # typed inputs again for gathering and showing (plot_top_losses)
+__all__ = ['prepare', 'build_learner', 'train', 'run', 'run_config', 'export']
 
 def prepare(cfg: Config):
     "Decode the dataset and convert the packaged weights into the cache (nothing random happens here): a cold cache == a warm one"
@@ -224,17 +85,6 @@ def _hyperparams(cfg, learn, history, precision) -> dict:
                 image_size=cfg.size, precision=precision, seed=cfg.seed, train_bn=learn.train_bn,
                 tta=describe_augmentation(cfg.augment if cfg.augment != 'none' else TTA_AUGMENT) if cfg.tta else None)
 
-class CPUBFloat16(MixedPrecision):
-    "fastai's `MixedPrecision` in bfloat16 with the CPU's autocast (fastai's own autocasts CUDA only); no loss scaling"
-    def before_fit(self): self.autocast, self.learn.scaler, self.scales = torch.autocast('cpu', dtype=torch.bfloat16), GradScaler('cpu', enabled=False), L()
-
-def mixed_precision(learn, precision: str) -> str:
-    "Put `learn` in `precision` ('auto': fp16 where CUDA exists); returns the precision it will train in"
-    cuda = learn.dls.device.type == 'cuda'
-    if precision == 'auto' and cuda: learn.to_fp16(); return 'fp16'
-    if precision == 'bf16': learn.to_bf16() if cuda else learn.add_cb(CPUBFloat16(amp_mode='bf16')); return 'bf16'
-    return 'fp32'
-
 TTA_AUGMENT = 'dihedral'  # test-time augmentation for a model trained without any: a cell has no canonical orientation
 
 def _evaluate(learn, tdl, classes, tta_dl=None) -> tuple:
@@ -295,3 +145,9 @@ def export(learn, path) -> Path:
     learn.path = path.parent
     learn.export(path.name)
     return path
+
+def run_config(cfg: Config, models=None):
+    "Train one config; keep its learner under `models` when given (end-to-end runs only: a cached-feature probe has no backbone)"
+    learn, rec = train(cfg)
+    if models is not None and rec.train_path == 'end-to-end': export(learn, Path(models)/f'{cfg.key()}.pkl')
+    return rec

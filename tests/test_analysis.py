@@ -63,12 +63,12 @@ def test_gradcam_highlights_the_quadrant_that_decides_the_class():
 
 def test_analysis_suite_reloads_the_exported_learner_and_categorises(tmp_path):
     from fastai.vision.all import ClassificationInterpretation
-    from ftl.suites import SUITES, Study
+    from ftl.studies import SUITES, Study
     from ftl.records import read_records
     study = Study(dataset='synthetic', arch='mobilenetv2', results=str(tmp_path/'results'),
                   fixed=dict(size=32, epochs=1, bs=16, strategy='full-finetune', seed=0))
     SUITES['architectures'].configs  # the analysis picks the best of architectures and strategies by validation
-    from ftl.suites import run_suite
+    from ftl.studies import run_suite
     run_suite(SUITES['architectures'], study)
     rec = read_records(tmp_path/'results'/'architectures')[0]
     assert (study.layout.models/f'{rec.key}.pkl').exists()  # the suite kept its learner
@@ -88,7 +88,7 @@ def test_analysis_suite_reloads_the_exported_learner_and_categorises(tmp_path):
     assert (out/'errors.csv').read_text() == before
 
 def test_analysis_retrains_deterministically_or_refuses_to_overwrite(tmp_path, capsys):
-    from ftl.suites import SUITES, Study, run_suite
+    from ftl.studies import SUITES, Study, run_suite
     from ftl.records import read_records, save_record
     from ftl.errors import UserError
     study = Study(dataset='synthetic', arch='mobilenetv2', results=str(tmp_path/'results'),

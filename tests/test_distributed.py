@@ -1,6 +1,6 @@
 import json, os, signal, threading, time, pytest, torch
 from dataclasses import replace
-from ftl.suites import Suite, Study, run_suite, sequential
+from ftl.runner import Suite, Study, run_suite, sequential
 from ftl.records import read_records
 from ftl.train import Config
 from ftl.distributed import ray_executor, failure_path

@@ -1,7 +1,8 @@
 import json, shutil, subprocess, sys, pytest
 from pathlib import Path
 from ftl.records import Record, read_records, load_record, save_record, records_frame, SCHEMA_VERSION
-from ftl import tables, suites
+from ftl import tables, runner as suites
+import ftl.studies, ftl.figures
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = sorted((ROOT/'results').rglob('*.json'))
@@ -41,8 +42,8 @@ def test_every_table_is_built_from_the_one_frame(monkeypatch, tmp_path):
         monkeypatch.setattr(tables, name, lambda df, *a, _fn=fn, _n=name, **k: inputs.setdefault(_n, []).append(df.attrs.get('from')) or _fn(df, *a, **k))
     written = {}
     monkeypatch.setattr(tables, 'write_table', lambda df, path: written.setdefault(Path(path).name, df))
-    monkeypatch.setattr(suites.figures, 'training_curves', lambda *a, **k: None)
-    monkeypatch.setattr(suites.figures, 'efficiency_plot', lambda *a, **k: None)
+    monkeypatch.setattr(ftl.figures, 'training_curves', lambda *a, **k: None)
+    monkeypatch.setattr(ftl.figures, 'efficiency_plot', lambda *a, **k: None)
     shutil.copytree(ROOT/'results', tmp_path/'results')
     st = suites.Study(results=str(tmp_path/'results'))
     for name in ('architectures', 'strategies', 'data-efficiency'): suites.write_outputs(suites.SUITES[name], st)

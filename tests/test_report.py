@@ -1,7 +1,7 @@
 import re, shutil, pytest
 from pathlib import Path
-from ftl import report, findings
-from ftl.suites import SUITES, Study
+from ftl import report, prose as findings
+from ftl.studies import SUITES, Study
 
 ROOT = Path(__file__).resolve().parents[1]
 CODE = [r'Sequential\(', r'in_features=', r'\[\d\.\d+e-', r'\b[a-z]+_[a-z_]+\b', r'def ', r'import ', r'lambda', r'\{\'']
@@ -42,7 +42,7 @@ def test_every_figure_the_report_places_exists_and_was_written_by_a_suite(built)
     src = report.TEMPLATE.read_text()
     for name in re.findall(r'fig\("(\w+)"\)', src):
         assert (ROOT/'figures'/f'{name}.pdf').exists(), name
-        assert re.search(rf"['/]{name}['\)]", ''.join(p.read_text() for p in (ROOT/'ftl').glob('*.py'))), f'{name} is written by no module'
+        assert re.search(rf"['/]{name}['\)]", ''.join(p.read_text() for p in (ROOT/'ftl').rglob('*.py'))), f'{name} is written by no module'
 
 def test_no_value_in_the_source_swallows_the_punctuation_after_it():
     "typst ends an embedded expression (`#v.x;`, `#(v.x);`, `#if c [a] else [b];`) at a semicolon and drops it: write `\\;`"

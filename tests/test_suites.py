@@ -1,8 +1,9 @@
 import json, os, subprocess, sys, pytest
 from dataclasses import replace
 from pathlib import Path
-from ftl import suites
-from ftl.suites import SUITES, Study, Suite, run_suite, pending_configs, Layout, REPORTED_PRESET
+from ftl import runner as suites, choices
+import ftl.studies
+from ftl.runner import SUITES, Study, Suite, run_suite, pending_configs, Layout, REPORTED_PRESET
 from ftl.train import Config
 from ftl.records import save_record, record_path, read_records, load_record
 from ftl.errors import ResultsError
@@ -139,7 +140,7 @@ def test_the_best_recipe_is_the_best_cell_by_mean_over_seeds_not_a_lucky_seed(tm
         c = cfgs[strategy, 'none', seed]
         h = [{**e, 'macro_f1': f} for e in rec.history]
         save_record(replace(rec, key=c.key(), config=c.__dict__, history=h), record_path(tmp_path, 'strategies', c.key()))
-    best = suites.best_record(st, suites=('strategies',))
+    best = choices.best_record(st, suites=('strategies',))
     assert (best.config['strategy'], best.config['seed']) == ('fine-tune', 0)
     assert {c.strategy for c in SUITES['headline'].configs(st)} == {'fine-tune'}
 
@@ -155,13 +156,13 @@ def test_the_architecture_later_suites_use_is_the_smallest_within_one_standard_e
                                 train_seconds=60.*minutes), record_path(tmp_path, 'architectures', c.key()))
     small = {('mobilenetv2', s): f for s, f in enumerate((0.55, 0.56, 0.57))}        # mean 0.56
     runs({**small, **{('vit_small_dinov2', s): f for s, f in enumerate((0.54, 0.57, 0.60))}})  # mean 0.57, standard error 0.017
-    assert suites.best_arch(st) == 'mobilenetv2'  # the larger model is better by less than its standard error
+    assert choices.best_arch(st) == 'mobilenetv2'  # the larger model is better by less than its standard error
     runs({('vit_small_dinov2', s): f for s, f in enumerate((0.60, 0.61, 0.62))})    # mean 0.61, clearly better
-    assert suites.best_arch(st) == 'vit_small_dinov2'
+    assert choices.best_arch(st) == 'vit_small_dinov2'
     from ftl.train import PRESETS
     slow = 60*PRESETS['study']['grid_hours']/suites.grid_runs('study') + 1  # minutes per run that would overrun the grid budget
     runs({('vit_small_dinov2', s): f for s, f in enumerate((0.60, 0.61, 0.62))}, minutes=slow)
-    assert suites.best_arch(st) == 'mobilenetv2'  # the grids build on a backbone they can afford ...
+    assert choices.best_arch(st) == 'mobilenetv2'  # the grids build on a backbone they can afford ...
     c = cfgs['mobilenetv2', 0]  # the strategies grid ran on it (its fine-tune cell is the architectures run)
     save_record(load_record(record_path(tmp_path, 'architectures', c.key())), record_path(tmp_path, 'strategies', c.key()))
     assert {c.arch for c in SUITES['headline'].configs(st)} == {'vit_small_dinov2'}  # ... the headline takes the best cell

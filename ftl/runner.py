@@ -1,0 +1,158 @@
+"""The runner: what a command asks for (`Study`), where it writes (`Layout`), the registry of suites (`register`, `SUITES`,
+filled by the modules of `ftl.studies` in the study's order) and the loop that turns a suite's configs into stored records"""
+from __future__ import annotations
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+from .errors import UserError, ConfigError
+from .models import get_arch
+from .config import Config, PRESETS, preset_config
+from .train import run_config
+from .records import (Record, CorruptRecord, record_path, save_record, load_record, read_records, find_twin, set_aside,
+                      check_writable, records_frame)
+from . import tables
+
+__all__ = ['Layout', 'REPORTED_PRESET', 'Study', 'Suite', 'SUITES', 'register', 'run_suite', 'sequential', 'pending_configs',
+           'suite_records', 'complete_records', 'write_outputs', 'run']
+
+REPORTED_PRESET = 'study'  # the preset whose tables, figures and report are the committed study (at the top level)
+
+@dataclass(frozen=True)
+class Layout:
+    "Where a study writes: records (one folder per suite) and benchmarks; the preset's tables and analysis; figures, learners, report"
+    results: Path
+    tables: Path
+    figures: Path
+    models: Path
+    report: Path
+    @classmethod
+    def of(cls, results='results', preset=REPORTED_PRESET) -> 'Layout':
+        """The committed study's layout for `results` (another preset's tables, figures and report in a subfolder named after
+        it, so a quick look never rewrites the study's), or everything inside another results folder (a trial)"""
+        r = Path(results)
+        if r != Path('results'): return cls(r, r, r/'figures', r/'models', r/'report')
+        sub = Path() if preset == REPORTED_PRESET else Path(preset)
+        return cls(r, r/sub, Path('figures')/sub, Path('models'), Path('report')/sub)
+
+@dataclass(frozen=True)
+class Study:
+    "What a command asks for: dataset, architecture, preset, where to write, and any fields fixed for every run"
+    dataset: str = 'elpv'
+    arch: str | None = None
+    preset: str = 'quick'
+    online: bool = False
+    results: str = 'results'
+    fixed: dict = field(default_factory=dict)  # Config fields the user set (size, epochs, bs, strategy, fraction, seed, augment, ...)
+    workers: int | None = None   # run each suite's pending configs as Ray tasks on this many local workers
+    address: str | None = None   # or on the Ray cluster at this address ('auto', host:port)
+    card: str | None = None      # the dataset card's path, when it is not the dataset's own
+    def __post_init__(self):
+        if self.preset not in PRESETS: raise ConfigError(f"Unknown preset {self.preset!r}; choose from {list(PRESETS)}")
+    @property
+    def layout(self) -> Layout: return Layout.of(self.results, self.preset)
+    @property
+    def settings(self) -> dict: return PRESETS[self.preset]
+    @property
+    def seeds(self) -> tuple: return (self.fixed['seed'],) if 'seed' in self.fixed else self.settings['seeds']
+    def config(self, **kw) -> Config:
+        "A config of this study: the preset, then the suite's fields `kw`, then the user's fixed fields (a ViT's size rounded to its patch)"
+        fields = {'dataset': self.dataset, 'size': self.settings['size'], **kw, **self.fixed}
+        m = get_arch(fields.get('arch', Config.arch)).size_multiple
+        return preset_config(self.preset, **{**fields, 'size': max(m, int(round(fields['size']/m))*m)})
+
+@dataclass(frozen=True)
+class Suite:
+    "One study: a training suite has `configs`; a study of finished work (analysis, benchmark, report) has `study`"
+    name: str
+    doc: str
+    configs: Callable | None = None   # Study -> [Config]
+    outputs: Callable | None = None   # (Study, records DataFrame) -> None: its tables and figures
+    study: Callable | None = None     # Study -> None
+    export: bool = False              # keep each end-to-end run's learner (models/<key>.pkl) for the analysis
+    values: Callable | None = None    # (v, raw, frames, layout, preset) -> None: what its report section prints, and its claims' inputs
+
+SUITES: dict = {}  # name -> Suite, in the order the modules of ftl.studies register them: the study's order
+
+def register(name, kind='configs', **kw):
+    "Decorator: register the function as suite `name`'s configs (or, with kind='study', as its study); its docstring is the help"
+    def deco(fn):
+        SUITES[name] = Suite(name, ' '.join(fn.__doc__.split()), **{kind: fn}, **kw)
+        return fn
+    return deco
+
+def sequential(configs, models, done):
+    "Run `configs` one after another in this process, handing each record to `done` as it finishes"
+    for cfg in configs: done(cfg, run_config(cfg, models))
+
+def summary_line(rec: Record, how: str):
+    "One line per finished, skipped or reused run"
+    print(f"{how:5s} {rec.key}: test acc {rec.test['accuracy']:.3f} macro-F1 {rec.test['macro_f1']:.3f} "
+          f"best epoch {rec.best_epoch}/{len(rec.history)} {rec.train_seconds:.0f}s", flush=True)
+
+def pending_configs(suite: Suite, configs, results, report=summary_line) -> list:
+    "The configs of `suite` without a record; identical configs of other suites are copied, corrupt records set aside"
+    todo = []
+    for cfg in configs:
+        path = record_path(results, suite.name, cfg.key())
+        if path.exists():
+            try: report(load_record(path), 'skip'); continue
+            except CorruptRecord as e: print(f"corrupt record moved to {set_aside(path)}, rerunning: {e}", flush=True)
+        twin = find_twin(results, cfg.key(), exclude=path)
+        if twin is not None:
+            try:
+                rec = replace(load_record(twin), reused_from=f'{twin.parent.name}/{twin.name}')
+                save_record(rec, path); report(rec, 'reuse'); continue
+            except CorruptRecord: pass
+        todo.append(cfg)
+    return todo
+
+def run_suite(suite: Suite, study: Study, executor=None) -> list:
+    "Run every config of `suite` that has no record yet (resumable), write each record as it finishes, then the suite's outputs"
+    lay = study.layout
+    configs = list({c.key(): c for c in suite.configs(study)}.values())
+    check_writable(lay.results/suite.name)  # before any training, not after an hour
+    if suite.export: check_writable(lay.models)
+    todo = pending_configs(suite, configs, lay.results)
+    print(f"suite {suite.name}: {len(configs)} runs, {len(todo)} to train -> {lay.results/suite.name}/", flush=True)
+    def done(cfg, rec):
+        save_record(rec, record_path(lay.results, suite.name, cfg.key())); summary_line(rec, 'ran')
+    (executor or _executor(study, suite))(todo, lay.models if suite.export else None, done)
+    write_outputs(suite, study)
+    return suite_records(suite, study)
+
+def _executor(study: Study, suite: Suite):
+    "Sequential in this process, or Ray tasks when the study asks for workers or a cluster (Ray is imported only then)"
+    if not (study.workers or study.address): return sequential
+    from .distributed import ray_executor
+    return ray_executor(study.workers, study.address, results=study.layout.results, suite=suite.name)
+
+def suite_records(suite: Suite | str, study: Study) -> list:
+    "The stored records of the suite's configs for `study` (other presets' records in the same folder are not its own)"
+    suite = SUITES[suite] if isinstance(suite, str) else suite
+    folder = study.layout.results/suite.name
+    if not folder.exists(): return []
+    try: mine = {record_path(study.layout.results, suite.name, c.key()) for c in suite.configs(study)}
+    except UserError: return []  # its configs depend on a suite that has not run yet
+    return [r for r in read_records(folder) if Path(r.path) in mine]
+
+def complete_records(suite: str, study: Study, recs=None) -> list:
+    """The suite's records for `study` (`recs`, when already read) if every one of its runs has finished, else none (a
+    report never shows half a suite)"""
+    recs = suite_records(suite, study) if recs is None else recs
+    want = len({c.key() for c in SUITES[suite].configs(study)}) if recs else 0
+    if len(recs) < want: print(f"{suite}: {len(recs)} of {want} runs finished; left out until the suite completes", flush=True)
+    return recs if len(recs) >= want else []
+
+def write_outputs(suite: Suite, study: Study):
+    "The suite's tables and figures from its records, and the hyperparameter table of every experiment"
+    lay = study.layout
+    recs = suite_records(suite, study)
+    if recs and suite.outputs: suite.outputs(study, records_frame(recs))
+    every = [r for s in SUITES.values() if s.configs for r in suite_records(s, study)]
+    if every: tables.write_table(tables.hyperparameter_table(records_frame(every)), lay.tables/'hyperparameters')
+
+def run(name: str, study: Study):
+    "Run suite `name` (a training suite or a study of finished work)"
+    suite = SUITES[name]
+    if suite.configs: return run_suite(suite, study)
+    return suite.study(study)
