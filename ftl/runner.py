@@ -11,6 +11,7 @@ from .train import run_config
 from .records import (Record, CorruptRecord, record_path, save_record, load_record, read_records, find_twin, set_aside,
                       check_writable, records_frame)
 from . import tables
+from .metrics import METRICS
 
 __all__ = ['Layout', 'REPORTED_PRESET', 'Study', 'Suite', 'SUITES', 'register', 'run_suite', 'sequential', 'pending_configs',
            'suite_records', 'complete_records', 'write_outputs', 'run']
@@ -86,8 +87,8 @@ def sequential(configs, models, done):
 
 def summary_line(rec: Record, how: str):
     "One line per finished, skipped or reused run"
-    print(f"{how:5s} {rec.key}: test acc {rec.test['accuracy']:.3f} macro-F1 {rec.test['macro_f1']:.3f} "
-          f"best epoch {rec.best_epoch}/{len(rec.history)} {rec.train_seconds:.0f}s", flush=True)
+    print(f"{how:5s} {rec.key}: test " + ' '.join(f"{m.label} {rec.test[m.name]:.3f}" for m in METRICS.values() if m.name in rec.test)
+          + f" best epoch {rec.best_epoch}/{len(rec.history)} {rec.train_seconds:.0f}s", flush=True)
 
 def pending_configs(suite: Suite, configs, results, report=summary_line) -> list:
     "The configs of `suite` without a record; identical configs of other suites are copied, corrupt records set aside"

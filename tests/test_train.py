@@ -45,7 +45,7 @@ def test_every_bad_setting_names_its_field_before_training(field, value, allowed
     assert 'Config(' not in str(e.value)  # the field, not the whole config
 
 def test_settings_that_conflict_with_the_strategy():
-    with pytest.raises(ConfigError, match=r'freeze_epochs.*between 1 and epochs - 1'): Config(epochs=1).validate()
+    with pytest.raises(ConfigError, match=r'epochs is 1.*pass --epochs 2 or more'): Config(epochs=1).validate()
     with pytest.raises(ConfigError, match=r'epochs.*>= 4 for gradual-unfreeze'): Config(strategy='gradual-unfreeze', epochs=3).validate()
     with pytest.raises(ConfigError, match=r'size.*multiple of 14'): Config(arch='vit_small_dinov2', size=84 + 1).validate()
     with pytest.raises(ConfigError, match=r"Unknown preset 'huge'.*quick"): preset_config('huge')
