@@ -21,7 +21,7 @@ __all__ = ['prepare', 'build_learner', 'train', 'run', 'run_config', 'export']
 
 def prepare(cfg: Config):
     "Decode the dataset and convert the packaged weights into the cache (nothing random happens here): a cold cache == a warm one"
-    source = load_source(cfg.dataset, cfg.size)
+    source = load_source(cfg.dataset, cfg.size, cfg.skip_bad_images)
     if cfg.pretrained and get_arch(cfg.arch).weights.startswith('package:'): weights_file(cfg.arch)
     return source
 
@@ -32,7 +32,7 @@ def _class_weights(source, train_idx) -> torch.Tensor:
 
 def build_learner(cfg: Config, source=None, device=None):
     "The `Learner` of `cfg` (and its source): stratified subset DataLoaders, explicit normalisation, metrics, loss"
-    source = source or load_source(cfg.dataset, cfg.size)
+    source = source or load_source(cfg.dataset, cfg.size, cfg.skip_bad_images)
     stats = norm_stats(cfg.arch)  # the scratch arm uses its pretrained twin's statistics too
     dls = make_dls(source, cfg.fraction, cfg.seed, cfg.bs, stats, augmentations(cfg.augment), device=device)
     train_idx = subset_indices(source.labels, source.idx('train'), cfg.fraction, cfg.seed, source.classes)

@@ -4,7 +4,7 @@ import pandas as pd
 from ..models import OFFLINE
 from ..runner import register
 from ..prose import num, table, title
-from .headline import HEADLINE
+from .headline import settings as headline_settings
 
 
 def values(v, raw, frames, lay, p):
@@ -24,5 +24,5 @@ def benchmark(study: Study):
     "What each architecture costs to run at the preset's and the headline's size: parameters, MB, batch-1 latency and throughput"
     from ..benchmark import benchmark_study
     archs = [study.arch] if study.arch else [a.name for a in OFFLINE]
-    sizes = tuple(sorted({study.config().size, HEADLINE['size']}))
+    sizes = tuple(sorted({study.config().size, headline_settings(study.preset)['size']}))
     print(benchmark_study(study.layout.results/'benchmark', archs, sizes).to_string(index=False))
