@@ -52,6 +52,7 @@ def budget_factor(fraction, min_share=0.25) -> float:
     return max(1.0, min_share/fraction)
 
 DATA_EFFICIENCY = dict(seeds=(0, 1, 2), scratch_lr=1e-2, scratch_epochs_factor=1.5)
+SETTINGS = {'tiny': dict(seeds=(0,))}  # per preset: a first look trains one seed per cell
 
 def _data_efficiency_outputs(study, df):
     lay = study.layout
@@ -75,7 +76,7 @@ def data_efficiency(study: Study) -> list:
         return [dict(pretrained=True, strategy='fine-tune', epochs=pt, patience=pt),
                 dict(pretrained=True, strategy='feature-extraction', augment='none', epochs=pt, patience=pt),  # when is freezing enough?
                 dict(pretrained=False, strategy='full-finetune', lr=DATA_EFFICIENCY['scratch_lr'], epochs=sc, patience=sc)]
-    seeds = study.seeds if 'seed' in study.fixed else DATA_EFFICIENCY['seeds']
+    seeds = study.seeds if 'seed' in study.fixed else {**DATA_EFFICIENCY, **SETTINGS.get(study.preset, {})}['seeds']
     return [replace(base, **arm, fraction=f, seed=s).validate() for f in FRACTIONS for s in seeds for arm in arms(f)]
 
 @claim('accuracy-misleads', 'the majority-class predictor reaches a test accuracy above 0.55 but a macro-F1 below 0.25')
