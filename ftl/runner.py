@@ -71,13 +71,17 @@ class Suite:
     study: Callable | None = None     # Study -> None
     export: bool = False              # keep each end-to-end run's learner (models/<key>.pkl) for the analysis
     values: Callable | None = None    # (v, raw, frames, layout, preset) -> None: what its report section prints, and its claims' inputs
+    order: float = 0                  # its place in the study: a suite runs (and its section stands) after those it reads
 
-SUITES: dict = {}  # name -> Suite, in the order the modules of ftl.studies register them: the study's order
+SUITES: dict = {}  # name -> Suite, sorted by `order`: the study's order, which `--suite all` runs and the report reads
 
-def register(name, kind='configs', **kw):
-    "Decorator: register the function as suite `name`'s configs (or, with kind='study', as its study); its docstring is the help"
+def register(name, kind='configs', order=0, **kw):
+    """Decorator: register the function as suite `name`'s configs (or, with kind='study', as its study) at place `order`
+    in the study; its docstring is the help"""
     def deco(fn):
-        SUITES[name] = Suite(name, ' '.join(fn.__doc__.split()), **{kind: fn}, **kw)
+        SUITES[name] = Suite(name, ' '.join(fn.__doc__.split()), **{kind: fn}, order=order, **kw)
+        ranked = sorted(SUITES.values(), key=lambda s: s.order)
+        SUITES.clear(); SUITES.update((s.name, s) for s in ranked)
         return fn
     return deco
 

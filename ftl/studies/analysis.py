@@ -37,7 +37,7 @@ def values(v, raw, frames, lay, p):
                               'confidence': lambda x: num(x.confidence, 2), 'category': lambda x: x.category,
                               'what a person sees': lambda x: x.commentary})
 
-@register('analysis', kind='study', values=values)
+@register('analysis', kind='study', values=values, order=90)
 def analysis(study: Study):
     "Where and why the headline model (else the best by validation macro-F1) fails on the test split, from its exported learner"
     from ..analysis import analyse

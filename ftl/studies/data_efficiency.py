@@ -64,7 +64,7 @@ def _data_efficiency_outputs(study, df):
     figures.efficiency_plot(tab, path=lay.figures/'data_efficiency', baseline=cross['majority_baseline'],
                             title=f"{get_arch(df.arch.iloc[0]).title} on {df.dataset.iloc[0]}: fine-tuned, frozen probe and from scratch")
 
-@register('data-efficiency', outputs=_data_efficiency_outputs, values=values)
+@register('data-efficiency', outputs=_data_efficiency_outputs, values=values, order=60)
 def data_efficiency(study: Study) -> list:
     """How much labelled data: pretrained (fine-tune), a frozen-feature probe and from scratch at nested stratified fractions, 3 seeds.
     Small fractions get more epochs so that every run has at least a quarter of the full-data steps. Every arm trains its

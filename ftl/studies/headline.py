@@ -89,7 +89,7 @@ def _headline_outputs(study, df):
     tables.write_table(df[cols], study.layout.tables/'headline_table')
     tables.write_table(headline_scores(df, _card_tasks(study.dataset)), study.layout.tables/'headline_scores')
 
-@register('headline', export=True, outputs=_headline_outputs, values=values)
+@register('headline', export=True, outputs=_headline_outputs, values=values, order=70)
 def headline(study: Study) -> list:
     """The headline model: the best cell on validation among architectures, strategies and imbalance (a backbone too costly
     for the grids can still win), trained at full resolution once per seed of the preset; tested alone, with TTA and as an

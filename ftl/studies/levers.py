@@ -19,7 +19,7 @@ def lever_configs(study: Study) -> dict:
     base = study.config(**{**best, 'size': headline_settings(study.preset)['size'], 'tta': headline_settings(study.preset)['tta'], 'seed': 0})
     return {name: replace(base, **{**ch, **({'size': int(ch['size'])//m*m} if 'size' in ch else {})}).validate() for name, ch in levers.items()}
 
-@register('levers')
+@register('levers', order=65)
 def levers(study: Study) -> list:
     "Levers toward the goals: the headline cell with one change each (e.g. native resolution), one seed, judged on validation"
     return list(lever_configs(study).values())

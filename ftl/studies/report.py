@@ -8,7 +8,7 @@ from ..runner import Study, SUITES, register, suite_records, complete_records
 from ..report import values, build_report
 from .. import figures
 
-@register('report', kind='study')
+@register('report', kind='study', order=100)
 def report(study: Study):
     "The PDF report (at most 10 pages) from the committed records, tables and figures; its claims checked against them"
     recs = {n: suite_records(n, study) for n, s in SUITES.items() if s.configs}
