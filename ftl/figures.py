@@ -2,9 +2,7 @@
 from __future__ import annotations
 from pathlib import Path
 import numpy as np
-import matplotlib
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt
+import matplotlib.pyplot as plt  # the backend is the caller's: scripts pick Agg, notebooks show inline
 from .metrics import METRICS
 
 __all__ = ['save', 'training_curves', 'efficiency_plot', 'confusion', 'error_gallery', 'metric_vs']

@@ -17,7 +17,7 @@ def built(tmp_path_factory):
 def test_report_has_at_most_ten_pages_and_no_code(built):
     from pypdf import PdfReader
     pages = PdfReader(str(built)).pages
-    # the page limit is enforced by build_report and tested by the refusal of an 11-page source below
+    assert report.MAX_PAGES == 10 and len(pages) <= report.MAX_PAGES  # build_report's refusal of more: tested below
     text = '\n'.join(p.extract_text() for p in pages)
     allowed = {'likely_defective'}  # none expected; a snake_case token anywhere means a column name or code leaked
     for pat in CODE:
