@@ -15,7 +15,7 @@ from .files import cache_dir, write_atomic
 
 __all__ = ['Source', 'load_source', 'dataset_id', 'check_dataset_name', 'cache_dir', 'stratified_split', 'subset_indices',
            'StratifiedSubsetSplitter', 'decode_image', 'ImageInput', 'source_items', 'make_datablock', 'make_dls',
-           'labelled_test_dl', 'SPLIT_SEED', 'SOURCES']
+           'labelled_test_dl', 'SPLIT_SEED', 'SOURCES', 'derived_datasets']
 
 SPLIT_SEED = 20240601  # fixes the train/val/test split of every source without an official one
 ELPV_CLASSES = ['functional', 'possibly-defective', 'likely-defective', 'defective']  # defect probability 0, 1/3, 2/3, 1
@@ -261,6 +261,12 @@ def check_dataset_name(name: str) -> str:
 def dataset_id(name: str) -> str:
     "Content identity of a dataset beyond its name: the files of a class-folder dataset; '' for packaged and official data"
     return folder_fingerprint(name.split(':', 1)[1].partition('?')[0]) if check_dataset_name(name).startswith('folder:') else ''
+
+DERIVED = {'elpv': ('elpv-binary',)}  # the datasets whose labels are merged from another's (a task of its card)
+
+def derived_datasets(name: str) -> tuple:
+    "The datasets derived from dataset `name` by merging its classes (none for most)"
+    return DERIVED.get(name, ())
 
 def load_source(name: str, size: int) -> Source:
     "The dataset called `name` decoded at `size` x `size` pixels"

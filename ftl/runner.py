@@ -70,6 +70,7 @@ class Suite:
     study: Callable | None = None     # Study -> None
     export: bool = False              # keep each end-to-end run's learner (models/<key>.pkl) for the analysis
     values: Callable | None = None    # (v, raw, frames, layout, preset) -> None: what its report section prints, and its claims' inputs
+    title: str = ''                   # its section's heading in the report (report/sections/<name>.typ places it)
 
 SUITES: dict = {}  # name -> Suite, in the order the modules of ftl.studies register them: the study's order
 
