@@ -92,8 +92,7 @@ def data_values(source, card, raw) -> dict:
     base = majority_baseline(dict(per_class={c: dict(support=n) for c, n in split_counts['test'].items()}))
     c = card_values(source, card)
     raw['ordered'] = c['ordered']
-    cols = {'class': lambda k: k, **({'meaning': lambda k: c['classes'][k]} if any(c['classes'].values()) else {}),
-            **{s: (lambda k, s=s: num(split_counts[s][k])) for s in split_counts}, 'all': lambda k: num(counts[k])}
+    cols = {'class': lambda k: k, **{s: (lambda k, s=s: num(split_counts[s][k])) for s in split_counts}, 'all': lambda k: num(counts[k])}
     rows = [[f(k) for f in cols.values()] for k in source.classes]
     return dict(n=num(len(source.labels)), classes=list(source.classes), counts={k: num(x) for k, x in counts.items()},
                 split={s: num(sum(x.values())) for s, x in split_counts.items()},
@@ -101,7 +100,7 @@ def data_values(source, card, raw) -> dict:
                 valid_counts={k: num(x) for k, x in split_counts['valid'].items()},
                 valid_rarest=dict(name=min(split_counts['valid'], key=split_counts['valid'].get), n=num(min(split_counts['valid'].values())),
                                   step=pct(1/max(min(split_counts['valid'].values()), 1), 0)),
-                class_table=dict(headers=list(cols), rows=rows + [['all', *([''] if 'meaning' in cols else []), *[num(sum(x.values())) for x in split_counts.values()], num(len(source.labels))]]),
+                class_table=dict(headers=list(cols), rows=rows + [['all', *[num(sum(x.values())) for x in split_counts.values()], num(len(source.labels))]]),
                 split_fracs=[pct(f, 0) for f in fracs or ()], own_split=fracs is None,
                 native=f'{w} × {h}' if len(sizes) == 1 else f"{w} × {h} (the most common of {len(sizes)} sizes)", native_px=num(min(w, h)),
                 mode='gray' if source.mode == 'L' else 'colour', majority=big, rarest=small, ratio=f'{raw["imbalance"]:.0f}' if raw['imbalance'] >= 2 else f'{raw["imbalance"]:.1f}',
