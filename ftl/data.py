@@ -262,11 +262,9 @@ def dataset_id(name: str) -> str:
     "Content identity of a dataset beyond its name: the files of a class-folder dataset; '' for packaged and official data"
     return folder_fingerprint(name.split(':', 1)[1].partition('?')[0]) if check_dataset_name(name).startswith('folder:') else ''
 
-DERIVED = {'elpv': ('elpv-binary',)}  # the datasets whose labels are merged from another's (a task of its card)
-
 def derived_datasets(name: str) -> tuple:
-    "The datasets derived from dataset `name` by merging its classes (none for most)"
-    return DERIVED.get(name, ())
+    "The datasets whose labels merge the classes of dataset `name` (a task of its card); none for most"
+    return {'elpv': ('elpv-binary',)}.get(name, ())
 
 def load_source(name: str, size: int) -> Source:
     "The dataset called `name` decoded at `size` x `size` pixels"

@@ -64,7 +64,9 @@ def wilson(k: int, n: int) -> tuple:
     ci = stats.binomtest(int(k), int(n)).proportion_ci(0.95, method='wilson')
     return float(ci.low), float(ci.high)
 
-def interval(d, lo, hi, digits=3) -> str: return f'{d:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]'
+def interval(d, lo, hi, digits=3) -> str:
+    "A mean difference and its 95 % interval in words (a single pair has none)"
+    return f'{d:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]' if np.isfinite(lo) else f'{d:+.{digits}f} (one pair: no interval)'
 
 @dataclass
 class Claim:

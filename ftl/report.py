@@ -176,7 +176,7 @@ def values(frames: dict, layout, source, presets: dict, preset: str, analysed=No
     v['preset'] = dict(name=preset, size=num(p['size']), epochs=num(p['epochs']), patience=num(p['patience']), bs=num(p['bs']),
                        seeds=num(len(p['seeds'])), augment_arms=list(p['augment_arms']),
                        augment_words=[f"{a} ({describe_augmentation(a)['description']})" for a in p['augment_arms'] if a != 'none'],
-                       restore=MONITOR_NAMES[p.get('monitor', 'valid_loss')], whole=p['patience'] >= p['epochs'], first_look=preset != 'study')
+                       restore=MONITOR_NAMES[p.get('monitor', 'valid_loss')], whole=p['patience'] >= p['epochs'])
     v['sections'] = []
     for s in SUITES.values():
         if not s.values: continue
@@ -207,6 +207,14 @@ def template_claims(template=None) -> set:
     t = Path(template or TEMPLATE)
     return {m for f in [t, *sorted((t.parent/'sections').glob('*.typ'))] if f.exists() for m in re.findall(r'said\("([\w-]+)"', f.read_text())}
 
+def _plain(x):
+    "`x` as JSON typst can read: numpy scalars as numbers, NaN and infinities as null, tuples and keys as lists and strings"
+    if isinstance(x, dict): return {str(k): _plain(y) for k, y in x.items()}
+    if isinstance(x, (list, tuple)): return [_plain(y) for y in x]
+    if hasattr(x, 'item') and not isinstance(x, str): x = x.item()
+    if isinstance(x, float) and not np.isfinite(x): return None
+    return x if isinstance(x, (str, int, float, bool, type(None))) else str(x)
+
 def build_report(values: dict, figures_dir, out_dir) -> Path:
     """Typeset the report from `values` and the figures. Refused: a template that picks a sentence by a claim no module
     registers, one whose section is present while the claim has no outcome, and (never truncated) a report over MAX_PAGES pages"""
@@ -214,8 +222,9 @@ def build_report(values: dict, figures_dir, out_dir) -> Path:
     if (unknown := template_claims() - set(CLAIMS)):
         raise UserError(f"report/report.typ picks sentences by claims no study module registers: {sorted(unknown)}; register them (@claim) or correct the names")
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    values = {**values, 'figures': sorted(f.stem for f in Path(figures_dir).glob('*.pdf'))}  # the figures the suites have written
     vals = out_dir/'values.json'
-    vals.write_text(json.dumps(values, indent=1, default=lambda x: x.item() if hasattr(x, 'item') else str(x)))
+    vals.write_text(json.dumps(_plain(values), indent=1, allow_nan=False))
     pdf = out_dir/'report.pdf'
     try: typst.compile(str(TEMPLATE), output=str(pdf), root='/',
                        sys_inputs=dict(values=str(vals.resolve()), figures=str(Path(figures_dir).resolve()), repo=repo_url()))

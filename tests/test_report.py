@@ -79,6 +79,13 @@ def test_a_sentence_whose_claim_has_no_outcome_stops_the_build_while_its_section
         if s['suite'] == 'architectures': s['present'] = False
     assert 'Which backbone' in rebuild(v, tmp_path)  # its section absent, its sentences are not placed: the build goes through
 
+def test_a_suite_without_a_fragment_gets_its_tables_under_its_heading(built, tmp_path):
+    v = json.loads(json.dumps(built[1]))
+    for s in v['sections']:
+        if s['suite'] == 'imbalance': s['fragment'] = None
+    text = rebuild(v, tmp_path)
+    assert 'Class imbalance' in text and 'class-weighted loss' in text and 'was trained again with its cross-entropy' not in text
+
 def test_the_template_picks_sentences_only_by_registered_claims_and_uses_every_one(tmp_path, monkeypatch):
     assert report.template_claims() == set(prose.CLAIMS)  # no dead claim, no sentence picked by a name nothing decides
     bad = tmp_path/'report.typ'
@@ -88,7 +95,7 @@ def test_the_template_picks_sentences_only_by_registered_claims_and_uses_every_o
 
 def test_every_figure_the_report_places_exists_and_was_written_by_a_suite():
     code = ''.join(p.read_text() for p in (ROOT/'ftl').rglob('*.py'))
-    for name in {n for t in TEMPLATES for n in re.findall(r'fig\("(\w+)"\)', t.read_text())}:
+    for name in {n for t in TEMPLATES for n in re.findall(r'plot\("(\w+)"', t.read_text())}:
         assert (ROOT/'figures'/f'{name}.pdf').exists(), name
         assert re.search(rf"['/]{name}['\)]", code), f'{name} is written by no module'
 

@@ -42,7 +42,7 @@ def values(v, raw, frames, lay, p):
     if lat: raw['latency'] = dict(zip(t.arch, t[lat[-1]]))  # the largest size timed
     v['best_arch'] = dict(name=title(top.arch), valid_f1=num(top.valid_macro_f1_mean), test_f1=num(top.test_macro_f1_mean),
                           pretraining=top.pretraining, n=len(t), chosen=title(best.name), chosen_valid_f1=num(best.valid_macro_f1_mean),
-                          same=best.name == top.arch, seeds=num(int(t.seeds.max())))
+                          same=best.name == top.arch, seeds=num(int(t.seeds.max())), tested=bool(t.seeds.min() > 1))
     if len(t) > 1: v['best_arch'].update(second=title(t.iloc[1].arch), second_valid_f1=num(t.iloc[1].valid_macro_f1_mean))
     groups = t.groupby('pretraining').arch.agg(list)
     if (groups.map(len) > 1).any():  # backbones that share a pretraining: the smallest against the largest

@@ -23,7 +23,7 @@ def values(v, raw, frames, lay, p):
         raw['class_weights_valid'] = tables.paired_diff(runs(True, 'valid_macro_f1'), runs(False, 'valid_macro_f1'))
         gain, test_gain = (float(t.loc[True, f'{m}_mean'] - t.loc[False, f'{m}_mean']) for m in ('valid_macro_f1', 'test_macro_f1'))
         v['class_weights'] = dict(gain=f'{gain:+.3f}', adopted=gain > 0, test_gain=f'{test_gain:+.3f}',
-                                  valid_ci=interval(*raw['class_weights_valid']) if np.isfinite(raw['class_weights_valid'][1]) else f'{gain:+.3f}',
+                                  valid_ci=interval(*raw['class_weights_valid']),
                                   recipe=f"{i.strategy.iloc[0]}, augmentation {i.augment.iloc[0]}", arch=title(i.arch.iloc[0]))
 
 def _imbalance_outputs(study, df):

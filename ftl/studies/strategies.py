@@ -33,7 +33,7 @@ def values(v, raw, frames, lay, p):
     runs = lambda st, aug, m='valid_macro_f1': s[(s.strategy == st) & (s.augment == aug)].set_index('seed')[m]
     rivals = t[(t.augment == best.augment) & (t.strategy != best.strategy) & (t.strategy != 'feature-extraction')]
     raw['strategy_rivals'] = {r.strategy: welch(runs(best.strategy, best.augment), runs(r.strategy, best.augment)) for _, r in rivals.iterrows()}
-    v['best_strategy'].update(rivals=num(len(rivals)), within=f'{(best.valid_macro_f1_mean - rivals.valid_macro_f1_mean).max():.3f}' if len(rivals) else '—',
+    v['best_strategy'].update(rivals=num(len(rivals)), tested=bool(t.seeds.min() > 1), within=f'{(best.valid_macro_f1_mean - rivals.valid_macro_f1_mean).max():.3f}' if len(rivals) else '—',
                               separated=[k for k, (d, p) in raw['strategy_rivals'].items() if p < ALPHA])
     if len(p['augment_arms']) > 1:  # the augmented arm against none, strategy by strategy and seed by seed
         arm = p['augment_arms'][1]
@@ -46,7 +46,7 @@ def values(v, raw, frames, lay, p):
     fe, full = (runs(n, 'none', 'test_macro_f1') for n in ('feature-extraction', 'full-finetune'))
     if len(fe) and len(full):
         raw['probe_gap'] = tables.paired_diff(full, fe)
-        v['probe_gap'] = interval(*raw['probe_gap']) if np.isfinite(raw['probe_gap'][1]) else f"{raw['probe_gap'][0]:+.3f}"
+        v['probe_gap'] = interval(*raw['probe_gap'])
     trains = s[(s.augment == 'none') & (s.strategy != 'feature-extraction')]
     aug = s[s.augment != 'none']
     raw['overfit_none'], raw['overfit_aug'] = float(trains.valid_up_train_down.mean()), float(aug.valid_up_train_down.mean()) if len(aug) else np.nan
