@@ -232,14 +232,15 @@ def _folder(spec, size):
     files = [files[i] for i in keep]
     classes = sorted({f.parent.name for f in files})
     labels = np.array([classes.index(f.parent.name) for f in files])
-    if split is None: split = stratified_split(labels, (0.8, 0.1, 0.1), classes=classes)
+    drawn = dict(split_fracs=(0.8, 0.1, 0.1), split_seed=SPLIT_SEED) if split is None else {}  # ftl's split, not the folder's
+    if split is None: split = stratified_split(labels, drawn['split_fracs'], classes=classes)
     else:
         split = np.array([split[i] for i in keep])
         for s in ('train', 'valid', 'test'):
             if (absent := sorted(set(classes) - {classes[l] for l in labels[split == s]})):
                 raise DataError(f"Split {s}/ of {path} has no images of classes {absent}: every class needs images in every split")
     return Source(f'folder:{path}', images, labels, classes, split, dict(ids=np.array([str(f.relative_to(path)) for f in files]),
-                                                                         files=np.array([str(f) for f in files])))
+                                                                         files=np.array([str(f) for f in files]), **drawn))
 
 def _synthetic(size, n_per_class=40, n_classes=3, seed=0):
     "A tiny learnable dataset for tests: each class is a bright bar at its own orientation on noise"
@@ -251,7 +252,7 @@ def _synthetic(size, n_per_class=40, n_classes=3, seed=0):
         mask = [np.abs(yy - size//2) < size//8, np.abs(xx - size//2) < size//8, np.abs(yy - xx) < size//8][c % 3]
         imgs[i][mask] = rng.integers(180, 255)
     return Source('synthetic', imgs, labels, [f'class{c}' for c in range(n_classes)], stratified_split(labels, (0.6, 0.2, 0.2), seed),
-                  dict(ids=np.array([f'syn{i:04d}' for i in range(len(labels))])))
+                  dict(ids=np.array([f'syn{i:04d}' for i in range(len(labels))]), split_fracs=(0.6, 0.2, 0.2)))
 
 def check_dataset_name(name: str) -> str:
     "`name` if it names a dataset source, else a `DataError` listing the sources"

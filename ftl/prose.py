@@ -44,7 +44,9 @@ def lift_constant(t: dict) -> tuple:
 
 ALPHA = 0.05  # the level every claim's test is read at
 
-def p_words(p: float) -> str: return 'p < 0.001' if p < 0.001 else f'p = {p:.3f}' if p < 0.01 else f'p = {p:.2f}'
+def p_words(p: float) -> str:
+    "A p-value for prose (none: too few runs to test)"
+    return 'no test (one run each)' if not np.isfinite(p) else 'p < 0.001' if p < 0.001 else f'p = {p:.3f}' if p < 0.01 else f'p = {p:.2f}'
 
 def welch(a, b) -> tuple:
     "Mean of `a` minus mean of `b` and the two-sided p of Welch's t-test between the two groups (nan with fewer than two each)"

@@ -104,7 +104,8 @@ def test_no_value_in_the_source_swallows_the_punctuation_after_it():
     for t in TEMPLATES:
         src = t.read_text()
         assert not [m for m in re.findall(r'#(?:[a-z]\w*(?:\.\w+)+|\([^)]*\));', src) if not m.endswith('venue;')], t  # `_#c.venue;_` ends an emphasis
-        assert not re.findall(r'\];', src), t  # the end of an `#if` block's content, in markup
+        assert not re.findall(r'\]\)*;', src), t  # the end of an `#if` block's content, or of a call like `#said(.., [..])`, in markup
+        assert not re.findall(r'\]\s*\n\s*else\b', src), t  # an `else` on the line after its `]` is printed as a word
 
 def test_no_dataset_fact_in_the_reports_code_or_template():
     files = [ROOT/'ftl'/'report.py', ROOT/'ftl'/'prose.py', ROOT/'ftl'/'method.py', *sorted((ROOT/'ftl'/'studies').glob('*.py')), *TEMPLATES]

@@ -19,12 +19,13 @@ def values(v, raw, frames, lay, p):
     a = frames.get('architectures', pd.DataFrame())
     if not len(a): return
     t = tables.architecture_table(a, cost_table(lay.results/'benchmark'))
+    if 'params_M' not in t: t['params_M'] = t.arch.map(a.groupby('arch').params.first()/1e6)  # not benchmarked: the records' count
     lat = sorted((c for c in t.columns if c.startswith('cpu_ms_')), key=lambda c: int(c.split('_')[2][:-2]))
     cols = {'architecture': lambda r: title(r.arch), 'pretraining': lambda r: r.pretraining.split(' (')[0],
             'test accuracy': lambda r: pm(r.test_accuracy_mean, r.test_accuracy_std),
             'test macro-F1': lambda r: pm(r.test_macro_f1_mean, r.test_macro_f1_std),
             'valid macro-F1': lambda r: pm(r.valid_macro_f1_mean, r.valid_macro_f1_std),
-            'params (M)': lambda r: num(r.params_M, 2), 'MB': lambda r: num(r.size_mb, 1)}
+            'params (M)': lambda r: num(r.params_M, 2), **({'MB': lambda r: num(r.size_mb, 1)} if 'size_mb' in t else {})}
     cols.update({f"ms, {c.split('_')[2][:-2]} px": (lambda r, c=c: num(r[c], 1)) for c in lat})
     v['architectures'] = table(t, cols)
     runs = grid_runs(p['name'])
@@ -77,7 +78,9 @@ def _welch_words(a, b) -> tuple:
 
 @claim('best-backbone-separated', 'the backbone with the best mean validation macro-F1 beats the runner-up by a Welch t-test over seeds (p < 0.05)', 'Welch t-test')
 def _(r):
-    a = r['arch_valid']; best, second = (a[k] for k in r['arch_ranked'][:2])
+    a, ranked = r['arch_valid'], r['arch_ranked']
+    if len(ranked) < 2: raise KeyError('one backbone: no runner-up')
+    best, second = a[ranked[0]], a[ranked[1]]
     d, p, words = _welch_words(best, second)
     return d > 0 and p < ALPHA, words
 

@@ -29,7 +29,8 @@ def values(v, raw, frames, lay, p):
                                  best_probe=title(t.loc[t.valid_macro_f1_mean_probe.idxmax(), 'arch']), n=num(len(t)),
                                  clear=[title(k) for k, (d, lo, hi) in gaps.items() if lo > 0], ahead=num(sum(d > 0 for d, _, _ in gaps.values())),
                                  weakest=title(weakest.arch), weakest_pretraining=weakest.pretraining, weakest_gap=f'{weakest.test_macro_f1_gap:+.3f}',
-                                 largest_gap=title(t.loc[t.test_macro_f1_gap.idxmax(), 'arch']))
+                                 largest_gap=title(t.loc[t.test_macro_f1_gap.idxmax(), 'arch']),
+                                 tested=bool(g.groupby('arch').seed.nunique().min() > 1))
 
 def _domain_gap_outputs(study, df):
     finetuned = records_frame(suite_records('architectures', study))
