@@ -2,7 +2,7 @@
 from __future__ import annotations
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import yaml
 from PIL import Image
@@ -35,10 +35,17 @@ class Card:
     split: object = 'official'  # 'official', 'folders', or {'stratified': [train, valid, test], 'seed': int}
     tasks: list = field(default_factory=list)
     published: list = field(default_factory=list)
+    ordered: bool = False  # the classes are levels of one quantity, in order (an error between neighbours is a near miss)
     text: str = ''  # the prose after the front matter
     path: str = ''
     measured_only: bool = False
     measured: dict = field(default_factory=dict)  # counts per class, image sizes and modes, where measured
+    def as_report(self) -> dict:
+        "The card as the report reads it: plain data, each published figure naming its citation as `ref`, the split in words"
+        split = self.split if isinstance(self.split, str) else \
+            f"stratified {' / '.join(f'{x:.0%}' for x in self.split['stratified'])} train / validation / test, seed {self.split['seed']}"
+        return dict(asdict(self), split=split, published=[dict(p, ref=p['key']) for p in self.published],
+                    tasks=[asdict(t) for t in self.tasks])
     def task(self, name) -> Task:
         "The derived task called `name`, else an error listing the card's tasks"
         for t in self.tasks:
@@ -95,6 +102,7 @@ def parse_card(path) -> Card:
     _need(not (extra := sorted(set(meta) - known)), path, extra[0] if extra else '', f'one of {sorted(known)} (unknown field)')
     for name in ('pretty_name', 'description'): _need(isinstance(meta.get(name), str) and meta[name].strip(), path, name, 'a non-empty string')
     for name in ('license', 'domain'): _need(isinstance(meta.get(name, ''), str), path, name, 'a string')
+    _need(isinstance(meta.get('ordered', False), bool), path, 'ordered', 'true or false')
     classes = meta.get('classes', {}) or {}
     _need(isinstance(classes, dict) and all(isinstance(v, str) for v in classes.values()), path, 'classes',
           'a mapping class name -> meaning, in label order')
@@ -108,7 +116,7 @@ def parse_card(path) -> Card:
     _need(len({t.name for t in tasks}) == len(tasks), path, 'tasks', 'a list with distinct names')
     return Card(meta['pretty_name'].strip(), ' '.join(meta['description'].split()), meta.get('license', ''), citation,
                 {str(k): ' '.join(v.split()) for k, v in classes.items()}, ' '.join(str(meta.get('domain', '')).split()),
-                _split(meta.get('split', 'official'), path), tasks, published, text, str(path))
+                _split(meta.get('split', 'official'), path), tasks, published, bool(meta.get('ordered', False)), text, str(path))
 
 def measured_card(source) -> Card:
     "A minimal card of what `source` shows: its classes (meanings unknown), counts per class, image sizes and modes"

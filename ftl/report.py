@@ -1,104 +1,197 @@
-"""The PDF report: the values its prose prints, gathered from every suite's `values` and the study-wide sections (the data,
-hyperparameters, precision, budget), its claims checked; then typeset with typst from report/report.typ"""
+"""The PDF report: the values its prose prints, gathered from the dataset (measured, and its card's facts), every suite's
+`values` in registration order and the study-wide sections (ftl.method); its claims decided; then typeset with typst
+from report/report.typ, which places a fragment per suite (report/sections/<suite>.typ) and picks each comparative
+sentence by its claim's outcome"""
 from __future__ import annotations
-import json, os, subprocess
+import json, os, re, subprocess
+from collections import Counter
 from pathlib import Path
 import numpy as np, pandas as pd
-from .config import grid_runs
-from .records import read_records, records_frame
+from .errors import UserError
 from .strategies import describe_augmentation
 from .runner import SUITES
-from .prose import num, pct, table, title, words, lift_constant, claim, check_claims, MONITOR_NAMES
-from . import tables
+from .evaluate import majority_baseline
+from .prose import num, pct, title, claim, check_claims, wilson, CLAIMS, MONITOR_NAMES
+from . import method
 
-__all__ = ['values', 'build_report', 'repo_url', 'page_count', 'MAX_PAGES', 'TEMPLATE']
+__all__ = ['values', 'card_values', 'read_card', 'build_report', 'repo_url', 'page_count', 'MAX_PAGES', 'TEMPLATE', 'SECTIONS_DIR']
 
 MAX_PAGES = 10
 TEMPLATE = Path(__file__).resolve().parents[1]/'report'/'report.typ'  # prose written by a person; numbers come in as values
+SECTIONS_DIR = TEMPLATE.parent/'sections'  # one typst fragment per suite (optional: without one, the suite's tables are printed)
 
-HYPER_NAMES = dict(wd='weight decay', sqr_mom='β2', mom='β1', eps='ε')
+# --- the dataset: what was measured, and what its card says ---------------------------------------------------------------
 
-def optimizer_words(opt: str, hypers: dict) -> str:
-    "An optimizer and its settings in words"
-    return f"{opt} (" + ', '.join(f'{HYPER_NAMES.get(k, k)} {v:.3g}' for k, v in hypers.items()) + ')'
-
-def _native_size(source) -> int:
-    "The width of the dataset's images as stored (before ftl resizes them)"
+def _native_sizes(source) -> Counter:
+    "Width x height of the images as stored (before ftl resizes them): every file's header, or the stored arrays' shape"
     from PIL import Image
-    files = source.info.get('files')
-    if files is None: return source.images.shape[1]
-    with Image.open(files[0]) as im: return im.size[0]
+    files, sizes = source.info.get('files'), Counter()
+    if files is None:
+        if str(source.info.get('file', '')).endswith('.npz'):
+            with np.load(source.info['file']) as z: h, w = z['test_images'].shape[1:3]
+        else: h, w = source.images.shape[1:3]
+        return Counter({(int(w), int(h)): len(source.labels)})
+    for f in files[::max(1, len(files)//5000)]:  # headers only; a sample of at most about 5,000 files
+        with Image.open(f) as im: sizes[im.size] += 1
+    return sizes
 
-def hyper(v, raw, frames, lay, p):
-    "The hyperparameters of every experiment"
-    every = pd.concat([f for f in frames.values() if len(f)], ignore_index=True) if any(len(f) for f in frames.values()) else pd.DataFrame()
-    if not len(every): return
-    h = tables.hyperparameter_table(every)
-    main = h.dataset.mode()[0]  # the study's dataset; a row on another (the binary headline) says which
-    hyper = table(h, {'architecture': lambda x: title(x.arch), 'init': lambda x: x.init, 'strategy': lambda x: x.strategy,
-                      'data': lambda x: pct(x.fraction, 0) + ('' if x.dataset == main else f", {x.dataset.removeprefix(main + '-')}"), 'px': lambda x: num(x['size']), 'epochs': lambda x: num(x.epochs),
-                      'schedule per stage': lambda x: x.schedule.replace('stage ', 'S'),
-                      'early stopping': lambda x: words(x.early_stopping), 'augmentation': lambda x: x.augmentation,
-                      'batch': lambda x: num(x.batch_size), 'class weights': lambda x: x.class_weights, 'precision': lambda x: x.precision, 'seeds': lambda x: x.seeds})
-    v['hyper'], v['hyper_same'] = lift_constant(hyper)
-    norms = {}  # the statistics each backbone was pretrained with (timm's pretrained config), as the records applied them
-    for r in every.record: norms.setdefault(json.dumps(r.normalization), set()).add(title(r.config['arch']))
-    trio = lambda xs: num(xs[0]) if len(set(xs)) == 1 else ' / '.join(num(x) for x in xs)
-    v['normalization'] = [f"mean {trio(n['mean'])}, standard deviation {trio(n['std'])} for {' and '.join(sorted(archs))}"
-                          for n, archs in ((json.loads(k), a) for k, a in norms.items())]
-    r0 = every.record.iloc[0].hyperparams
-    v['hyper_common'] = dict(optimizer=optimizer_words(r0['optimizer'], r0['opt_hypers']), batch=num(h.batch_size.iloc[0]))
+def _cite(c: dict) -> dict:
+    "A card citation with its short form for the text (Smith et al. (2019)) and its authors joined"
+    a = c.get('authors', [])
+    a = [x.strip() for x in (a.split(' and ') if ' and ' in a else a.split(',')) if x.strip()] if isinstance(a, str) else list(a)
+    surname = lambda x: x.split(',')[0].strip() if ',' in x else x.split()[-1]
+    short = surname(a[0]) + (' et al.' if len(a) > 2 else f' and {surname(a[1])}' if len(a) == 2 else '') if a else c.get('venue') or c.get('key', '')
+    return dict(key=c.get('key', ''), authors=', '.join(a), title=c.get('title', ''), venue=c.get('venue', ''), year=str(c.get('year', '')),
+                short=f"{short} ({c.get('year', 'n.d.')})")
 
-def precision(v, raw, frames, lay, p):
-    "What bfloat16 autocast costs in accuracy and saves in time: the architecture cells trained both ways, seed by seed"
-    folder = lay.results/'architectures'
-    if not p.get('bf16_families') or not folder.exists(): return
-    pairs = tables.precision_pairs(records_frame([r for r in read_records(folder) if not r.reused_from]))
-    if not len(pairs) or 'bf16' not in pairs.columns.get_level_values(1): return
-    other = [c for c in pairs.columns.get_level_values(1).unique() if c != 'bf16'][0]  # the precision compared against
-    d, lo, hi = tables.paired_diff(pairs[('valid_macro_f1', 'bf16')], pairs[('valid_macro_f1', other)])
-    dt, lot, hit = tables.paired_diff(pairs[('test_macro_f1', 'bf16')], pairs[('test_macro_f1', other)])
-    speed = pairs[('train_seconds', other)].sum()/pairs[('train_seconds', 'bf16')].sum()
-    v['bf16'] = dict(arch=title(pairs.index.get_level_values('arch')[0]), px=num(pairs.index.get_level_values('size')[0]),
-                     seeds=num(len(pairs)), speedup=f'{speed:.1f}',
-                     valid_diff=f'{d:+.3f} [{lo:+.3f}, {hi:+.3f}]', test_diff=f'{dt:+.3f} [{lot:+.3f}, {hit:+.3f}]')
-    raw['bf16'] = dict(valid_ci=(lo, hi), speedup=speed)
+def _value(x) -> float:
+    "A published figure as a share: 88.42, '88.42 %' and 0.8842 are all 0.8842"
+    x = float(str(x).strip().rstrip('%').strip())
+    return x/100 if x > 1 else x
 
-def budget(v, raw, frames, lay, p):
-    "What the study's runs cost: training (and feature) minutes per suite, each run counted once, as the records measured them"
-    seen, minutes = set(), {}
-    for name, f in frames.items():
-        for r in (f.record if len(f) else []):
-            if r.key in seen or r.reused_from: continue
-            seen.add(r.key); minutes[name] = minutes.get(name, 0) + (r.train_seconds + (r.feature_seconds or 0))/60
-    if not minutes: return
-    raw['budget_hours'] = sum(minutes.values())/60
-    v['budget'] = dict(hours=num(raw['budget_hours'], 1), runs=num(len(seen)),
-                       per_suite=[f'{n} {m:.1f} min' if m < 10 else f'{n} {m:.0f} min' for n, m in minutes.items()])
+def card_values(source, card: dict | None = None) -> dict:
+    """The dataset card's facts as the report prints them (`card`: the card as a plain dict; None, or `measured_only`: no
+    card, so nothing but the name the data were loaded by). Its classes must be the measured ones"""
+    name = source.name.split(':', 1)[-1].rstrip('/').split('/')[-1].split('?')[0]
+    if card is None or card.get('measured_only'):
+        return dict(measured_only=True, pretty_name=name, description='', license=source.info.get('license', ''), citation=[],
+                    classes={c: '' for c in source.classes}, domain='', split='', tasks=[], published=[], ordered=False)
+    meanings = dict(card.get('classes') or {})
+    if meanings and set(meanings) != set(source.classes):
+        raise UserError(f"The dataset card's classes {sorted(meanings)} are not the classes measured in {source.name} "
+                        f"{sorted(source.classes)}: correct the card's `classes`, or pass the card of this dataset")
+    cites = [_cite(c) for c in card.get('citation') or []]
+    keys = {c['key']: c for c in cites}
+    published = []
+    for e in card.get('published') or []:
+        if e.get('ref') not in keys: raise UserError(f"The dataset card's published entry {e} cites {e.get('ref')!r}, which is not a key of its `citation` list {sorted(keys)}: add the citation or correct the key")
+        published.append(dict(e, ref=keys[e['ref']]['short'], value=_value(e['value'])))
+    tasks = [dict(name=t['name'], description=t.get('description', ''), rule={k: list(x) for k, x in t.get('rule', {}).items()},
+                  reason=t.get('reason', '')) for t in card.get('tasks') or []]
+    return dict(measured_only=False, pretty_name=card.get('pretty_name') or name, description=card.get('description', ''),
+                license=card.get('license', ''), citation=cites, classes={c: meanings.get(c, '') for c in source.classes},
+                domain=card.get('domain') or '', split=card.get('split', ''), tasks=tasks, published=published, ordered=bool(card.get('ordered')))
 
-@claim('bf16-within-noise', 'bf16 trained faster, and the 95 % interval of its paired validation macro-F1 difference to fp32 contains zero')
-def _(v): b = v['raw']['bf16']; return b['speedup'] > 1 and b['valid_ci'][0] < 0 < b['valid_ci'][1]
+def read_card(path) -> dict:
+    "A dataset card (Markdown with YAML front matter) as a plain dict: the front matter's keys (a stopgap until ftl reads cards itself)"
+    import yaml
+    text = Path(path).read_text()
+    m = re.match(r'^---\n(.*?)\n---', text, re.S)
+    if not m: raise UserError(f"{path} has no YAML front matter (a first line '---', the keys, then '---'): write the card's facts there")
+    return yaml.safe_load(m.group(1)) or {}
 
-def values(frames: dict, layout, source, presets: dict, preset: str, analysed=None) -> dict:
-    """Everything the report prints, formatted, plus the raw numbers its claims check (`raw`), from the records (`frames`:
-    complete suites), `layout`'s files and the record of the model the analysis studied (`analysed`, this preset's or None)"""
+def data_values(source, card, raw) -> dict:
+    "What the report says about the data: measured (classes, counts per class and split, native size and mode) and the card's"
+    sizes = _native_sizes(source)
+    (w, h), _ = sizes.most_common(1)[0]
+    raw['native_px'] = min(w, h)
+    split_counts = {s: source.counts(s) for s in ('train', 'valid', 'test')}
+    counts, fracs = source.counts(), source.info.get('split_fracs')
+    big, small = max(counts, key=counts.get), min(counts, key=counts.get)
+    raw['imbalance'] = counts[big]/max(counts[small], 1)
+    base = majority_baseline(dict(per_class={c: dict(support=n) for c, n in split_counts['test'].items()}))
+    c = card_values(source, card)
+    raw['ordered'] = c['ordered']
+    cols = {'class': lambda k: k, **{s: (lambda k, s=s: num(split_counts[s][k])) for s in split_counts}, 'all': lambda k: num(counts[k])}
+    rows = [[f(k) for f in cols.values()] for k in source.classes]
+    return dict(name=source.name, n=num(len(source.labels)), classes=list(source.classes), counts={k: num(x) for k, x in counts.items()},
+                split={s: num(sum(x.values())) for s, x in split_counts.items()},
+                per_split={s: {k: num(x) for k, x in cs.items()} for s, cs in split_counts.items()},
+                valid_counts={k: num(x) for k, x in split_counts['valid'].items()},
+                valid_rarest=dict(name=min(split_counts['valid'], key=split_counts['valid'].get), n=num(min(split_counts['valid'].values())),
+                                  step=pct(1/max(min(split_counts['valid'].values()), 1), 0)),
+                class_table=dict(headers=list(cols), rows=rows + [['all', *[num(sum(x.values())) for x in split_counts.values()], num(len(source.labels))]]),
+                split_fracs=[pct(f, 0) for f in fracs or ()], own_split=fracs is None,
+                native=f'{w} × {h}' if len(sizes) == 1 else f"{w} × {h} (the most common of {len(sizes)} sizes)", native_px=num(min(w, h)),
+                mode='gray' if source.mode == 'L' else 'colour', majority=big, rarest=small, ratio=f'{raw["imbalance"]:.0f}' if raw['imbalance'] >= 2 else f'{raw["imbalance"]:.1f}',
+                baseline={k: num(x) for k, x in base.items()}, card=c)
+
+@claim('classes-imbalanced', 'the largest class has at least twice as many images as the smallest', 'a fact of the counts')
+def _(r): return r['imbalance'] >= 2
+
+# --- against published results: the card's figures beside the study's own on the same task -------------------------------
+
+METRICS = dict(accuracy='accuracy', macrof1='macro_f1')
+
+def _own(frames, v) -> dict:
+    "The study's own test numbers per task (frozenset of classes): the headline model's, else the best run on validation"
+    own = {}
+    for suite in ('headline', *[s for s in frames if s != 'headline']):
+        f = frames.get(suite, pd.DataFrame())
+        for _, r in (f.sort_values('valid_macro_f1', ascending=False).iterrows() if len(f) else []):
+            k = frozenset(r.record.vocab)
+            if k in own: continue
+            own[k] = dict(accuracy=r.test_accuracy, macro_f1=r.test_macro_f1, n=r.record.n_test,
+                          model=f"{'headline' if suite == 'headline' else 'best run on validation'}, {title(r.arch)} at {r['size']} px")
+    return own
+
+def published(v, raw, frames):
+    "The card's published figures, each beside the study's own number on the same task with a 95 % binomial interval at the test size"
+    card = v['data']['card']
+    if not card['published']: return
+    own_name = v['data']['name'].lower()  # a figure's task: the dataset's own ('' or its name) or a card task ('defective', 'elpv-defective')
+    tasks = {**{t['name'].lower(): frozenset(t['rule']) for t in card['tasks']}, **{f"{own_name}-{t['name'].lower()}": frozenset(t['rule']) for t in card['tasks']}}
+    own, rows = _own(frames, v), []
+    for e in card['published']:
+        task = str(e.get('task', '')).strip()
+        key = tasks.get(task.lower(), frozenset(v['data']['classes']) if task.lower() in ('', 'classes', 'all classes', own_name) else None)
+        metric = METRICS.get(re.sub(r'[^a-z0-9]', '', str(e.get('metric', '')).lower()))
+        o = own.get(key) if key is not None else None
+        row = dict(ref=e['ref'], task=task or 'all classes', split=str(e.get('split', '')), metric=str(e.get('metric', '')), model=str(e.get('model', '')),
+                   value=num(e['value']), ours='—', position='—',
+                   note='task not among this study\'s' if key is None else 'no run of ours on this task' if o is None else
+                        "metric not measured here" if metric is None else o['model'])
+        if o is not None and metric is not None:
+            x = o[metric]
+            row['ours'] = num(x)
+            if metric == 'accuracy':  # a share of the test images: its binomial (Wilson) interval at the test size
+                lo, hi = wilson(round(x*o['n']), o['n'])
+                row['position'] = 'inside' if lo <= e['value'] <= hi else 'above' if e['value'] > hi else 'below'
+                row['ours'] += f" [{lo:.3f}, {hi:.3f}], n = {o['n']}; theirs {row['position']}"
+        rows.append(row)
+    v['published'] = rows
+
+# --- the sections: every suite's, in registration order, present or its absence stated -------------------------------------
+
+def _section(s, added: list, v: dict, status: dict, command) -> dict:
+    "A suite's section for the template: its fragment (or its tables, without one), or one line saying why it is absent"
+    frag = SECTIONS_DIR/f'{s.name}.typ'
+    st = (status or {}).get(s.name)
+    why = ('' if added else
+           f"has not finished for this study ({st['done']} of {st['want']} runs); this resumes it" if st and 0 < st['done'] < st['want'] else
+           "ran, but its section needs the results of suites that have not run; run those, then" if st and st['want'] and st['done'] >= st['want'] else
+           "has not run for this study")
+    return dict(suite=s.name, title=s.title or s.name, present=bool(added), fragment=f'sections/{s.name}.typ' if frag.exists() else None,
+                tables=[k for k in added if isinstance(v[k], dict) and {'headers', 'rows'} <= set(v[k])], absent=why,
+                command=command(s.name) if command else f'python experiments.py --suite {s.name}')
+
+def values(frames: dict, layout, source, presets: dict, preset: str, analysed=None, card: dict | None = None,
+           status: dict | None = None, command=None) -> dict:
+    """Everything the report prints, formatted, and the claims' outcomes, from the records (`frames`: complete suites),
+    `layout`'s files, the dataset (`source`) and its card (`card`, a plain dict, or None), the record of the model the
+    analysis studied (`analysed`), each suite's progress (`status`: name -> done and wanted runs) and `command(suite)`,
+    the command line that runs a suite for this study"""
     v, raw = {}, {}
-    counts, split = source.counts(), {s: int((source.split == s).sum()) for s in ('train', 'valid', 'test')}
-    v['data'] = dict(n=num(len(source.labels)), classes=source.classes, counts={k: num(c) for k, c in counts.items()},
-                     split={k: num(n) for k, n in split.items()}, valid_counts={k: num(c) for k, c in source.counts('valid').items()}, split_fracs=[pct(f, 0) for f in source.info.get('split_fracs', ())],
-                     native_px=num(_native_size(source)), mono=num(int((source.info.get('cell_type', np.array([])) == 'mono').sum())),
-                     poly=num(int((source.info.get('cell_type', np.array([])) == 'poly').sum())))
-    p = {**presets[preset], 'name': preset, 'study_size': presets.get('study', presets[preset])['size'], 'analysed': analysed}  # the study preset's size, chosen from the resolution runs
+    v['data'] = data_values(source, card, raw)
+    p = {**presets[preset], 'name': preset, 'analysed': analysed}
     v['preset'] = dict(name=preset, size=num(p['size']), epochs=num(p['epochs']), patience=num(p['patience']), bs=num(p['bs']),
                        seeds=num(len(p['seeds'])), augment_arms=list(p['augment_arms']),
                        augment_words=[f"{a} ({describe_augmentation(a)['description']})" for a in p['augment_arms'] if a != 'none'],
-                       restore=MONITOR_NAMES[p.get('monitor', 'valid_loss')], whole=p['patience'] >= p['epochs'], first_look=preset == 'quick')
+                       restore=MONITOR_NAMES[p.get('monitor', 'valid_loss')], whole=p['patience'] >= p['epochs'])
+    v['sections'] = []
     for s in SUITES.values():
-        if s.values: s.values(v, raw, frames, layout, p)
-    for section in (hyper, precision, budget): section(v, raw, frames, layout, p)
+        if not s.values: continue
+        before = set(v)
+        s.values(v, raw, frames, layout, p)
+        v['sections'].append(_section(s, [k for k in v if k not in before], v, status, command))
+    for section in method.SECTIONS: section(v, raw, frames, layout, p)
+    published(v, raw, frames)
+    v['claims'] = check_claims(raw)
+    v['holds'], v['evidence'] = ({k: c[f] for k, c in v['claims'].items()} for f in ('holds', 'evidence'))
     v['raw'] = raw
-    v['claims'] = check_claims(v)
     return v
+
+# --- typesetting ----------------------------------------------------------------------------------------------------------
 
 def repo_url() -> str:
     "The repository link for the title page: $FTL_REPO_URL, else the git remote, else empty"
@@ -110,14 +203,34 @@ def page_count(pdf) -> int:
     from pypdf import PdfReader
     return len(PdfReader(str(pdf)).pages)
 
+def template_claims(template=None) -> set:
+    "The claim names the template and its fragments pick sentences by (`said(\"name\", ...)`)"
+    t = Path(template or TEMPLATE)
+    return {m for f in [t, *sorted((t.parent/'sections').glob('*.typ'))] if f.exists() for m in re.findall(r'said\("([\w-]+)"', f.read_text())}
+
+def _plain(x):
+    "`x` as JSON typst can read: numpy scalars as numbers, NaN and infinities as null, tuples and keys as lists and strings"
+    if isinstance(x, dict): return {str(k): _plain(y) for k, y in x.items()}
+    if isinstance(x, (list, tuple)): return [_plain(y) for y in x]
+    if hasattr(x, 'item') and not isinstance(x, str): x = x.item()
+    if isinstance(x, float) and not np.isfinite(x): return None
+    return x if isinstance(x, (str, int, float, bool, type(None))) else str(x)
+
 def build_report(values: dict, figures_dir, out_dir) -> Path:
-    "Typeset the report from `values` (findings.values) and the figures; refuse (never truncate) a report over MAX_PAGES pages"
+    """Typeset the report from `values` and the figures. Refused: a template that picks a sentence by a claim no module
+    registers, one whose section is present while the claim has no outcome, and (never truncated) a report over MAX_PAGES pages"""
     import typst
+    if (unknown := template_claims() - set(CLAIMS)):
+        raise UserError(f"report/report.typ picks sentences by claims no study module registers: {sorted(unknown)}; register them (@claim) or correct the names")
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    values = {**values, 'figures': sorted(f.stem for f in Path(figures_dir).glob('*.pdf'))}  # the figures the suites have written
     vals = out_dir/'values.json'
-    vals.write_text(json.dumps(values, indent=1, default=lambda x: x.item() if hasattr(x, 'item') else str(x)))
+    vals.write_text(json.dumps(_plain(values), indent=1, allow_nan=False))
     pdf = out_dir/'report.pdf'
-    typst.compile(str(TEMPLATE), output=str(pdf), root='/',
-                  sys_inputs=dict(values=str(vals.resolve()), figures=str(Path(figures_dir).resolve()), repo=repo_url()))
+    try: typst.compile(str(TEMPLATE), output=str(pdf), root='/',
+                       sys_inputs=dict(values=str(vals.resolve()), figures=str(Path(figures_dir).resolve()), repo=repo_url()))
+    except typst.TypstError as e:
+        if 'has no outcome' in str(e): raise UserError(f"{e}: its section is present but the claim's inputs are missing; compute them in its study module or guard the sentence") from None
+        raise RuntimeError(f"typst could not typeset the report:\n{getattr(e, 'diagnostic', e)}") from None
     if (n := page_count(pdf)) > MAX_PAGES: raise RuntimeError(f"The report has {n} pages, more than {MAX_PAGES}: shorten report/report.typ")
     return pdf

@@ -72,6 +72,7 @@ class Suite:
     export: bool = False              # keep each end-to-end run's learner (models/<key>.pkl) for the analysis
     values: Callable | None = None    # (v, raw, frames, layout, preset) -> None: what its report section prints, and its claims' inputs
     order: float = 0                  # its place in the study: a suite runs (and its section stands) after those it reads
+    title: str = ''                   # its section's heading in the report (report/sections/<name>.typ places it)
 
 SUITES: dict = {}  # name -> Suite, sorted by `order`: the study's order, which `--suite all` runs and the report reads
 

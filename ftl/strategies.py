@@ -13,7 +13,7 @@ AUGMENTATIONS = {
     'none': (lambda: [], 'none', {}),
     'fastai': (lambda **p: aug_transforms(**p), "fastai's standard augmentation (flips incl. vertical, small rotation, zoom, warp, lighting)",
                dict(do_flip=True, flip_vert=True, max_rotate=10., min_zoom=1., max_zoom=1.1, max_lighting=0.2, max_warp=0.1,
-                    p_affine=0.75, p_lighting=0.75)),  # solar cells and tissue tiles have no canonical up: vertical flips too
+                    p_affine=0.75, p_lighting=0.75)),  # images seen from above (inspection, tissue tiles) have no canonical up: vertical flips too
     'dihedral': (lambda dihedral_p, max_lighting, p_lighting: [Dihedral(p=dihedral_p), Brightness(max_lighting, p_lighting),
                                                                Contrast(max_lighting, p_lighting)],
                  'the 8 symmetries of the square (flips and 90-degree rotations) with mild brightness and contrast changes',

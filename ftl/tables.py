@@ -134,24 +134,37 @@ def _lrs(lrs, trainable) -> str:
     "Peak learning rate per parameter group (early -> head), a dash where a group was frozen"
     return ' / '.join(sci(lr) if on else '–' for lr, on in zip(lrs, trainable))
 
+def _kept(runs: pd.DataFrame) -> dict:
+    "The epoch each run of one configuration restored (of those it ran) and whether it stopped early, with the patience, in words"
+    r0, same = runs.iloc[0], lambda xs: len(set(xs)) == 1
+    rule = 'final' if r0.monitor == 'last' else f'best {r0.monitor}'
+    kept = (f'{r0.best} of {r0.ran}' if same(runs.best) and same(runs.ran) else
+            ', '.join(map(str, runs.best)) + ' of ' + (str(r0.ran) if same(runs.ran) else ', '.join(map(str, runs.ran))))
+    stopped = int((runs.ran < r0.epochs).sum())
+    stop = (f'no, patience {r0.patience}' if r0.patience >= r0.epochs else
+            f'{stopped} of {len(runs)} stopped, patience {r0.patience}' if stopped else f'none stopped, patience {r0.patience}')
+    return dict(seeds=','.join(map(str, runs.seed)), restored=f'{rule}: {kept}', early_stopping=stop)
+
 def hyperparameter_table(df: pd.DataFrame) -> pd.DataFrame:
-    "One row per distinct configuration (seeds merged): every setting as it ran, read from the records"
+    """One row per distinct configuration (seeds merged): every setting as it ran, read from the records; the epoch each seed
+    restored (of the epochs it ran) and whether training stopped early, with the patience"""
     rows = []
     for r in df.drop_duplicates('key').record:  # a config reused by several suites ran once
         c, h = r.config, r.hyperparams
-        es = h['early_stopping']
         rows.append(dict(dataset=c['dataset'], arch=c['arch'], init='pretrained' if c['pretrained'] else 'scratch', strategy=c['strategy'],
                          fraction=c['fraction'], size=h['image_size'], head=' + '.join(h['head_layers']), batch_size=h['batch_size'],
                          optimizer=f"{h['optimizer']} (" + ', '.join(f'{k} {v:.3g}' for k, v in h['opt_hypers'].items()) + ')',
                          schedule=' | '.join(f"stage {i}: {s['epochs_max']} ep, " + (
                              f"lr {_lrs(s['peak_lr'], s['trainable_groups'])}, warm-up {s['pct_start']:.0%}, div {s['div']:.3g} → {sci(s['div_final'])}" if 'peak_lr' in s else s['schedule']) for i, s in enumerate(h['stages'], 1)),
-                         epochs=h['epochs_max'], restore=f"best {h['model_selection']['monitor']} on validation",
-                         early_stopping=f"{es['monitor']}, patience {es['patience']}" if es else 'none (whole schedule)',
+                         epochs=h['epochs_max'], monitor=h['model_selection']['monitor'],
+                         patience=(h['early_stopping'] or {}).get('patience', c['patience']),
                          augmentation=h['augmentation']['name'] + (' + mixup' if h['mixup'] else ''),
-                         class_weights='yes' if h['class_weights'] else 'no', precision=h['precision'], seed=c['seed']))
+                         class_weights='yes' if h['class_weights'] else 'no', precision=h['precision'], seed=c['seed'],
+                         best=r.best_epoch, ran=len(r.history)))
     t = pd.DataFrame(rows)
-    keys = [k for k in t.columns if k != 'seed']
-    return t.groupby(keys, sort=False, dropna=False).seed.apply(lambda s: ','.join(map(str, sorted(s)))).rename('seeds').reset_index()
+    keys = [k for k in t.columns if k not in ('seed', 'best', 'ran')]
+    out = [{**dict(zip(keys, k)), **_kept(runs.sort_values('seed'))} for k, runs in t.groupby(keys, sort=False, dropna=False)]
+    return pd.DataFrame(out).drop(columns=['monitor', 'patience'])
 
 def formatted(df: pd.DataFrame, digits=3) -> pd.DataFrame:
     "`df` for reading: each `<m>_mean`/`<m>_std` pair as one 'mean ± std' column, floats rounded, integers as integers"

@@ -8,11 +8,11 @@ from ..records import check_writable
 from ..runner import register, suite_records
 from ..choices import best_record
 from ..analysis import RULES, with_commentary
-from ..prose import num, pct, table, title, claim
+from ..prose import num, pct, table, title, claim, p_words, ALPHA
 
 
 def values(v, raw, frames, lay, p):
-    "Where and why the analysed model fails"
+    "Where and why the analysed model fails: per class, suspect labels, the errors a person looked at"
     an = lay.tables/'analysis'
     if not (an/'summary.json').exists(): return
     s = json.loads((an/'summary.json').read_text())
@@ -22,22 +22,26 @@ def values(v, raw, frames, lay, p):
     raw['worst_class'] = pc.loc[pc.f1.idxmin(), 'class']; raw['ordinal'] = s['ordinal']
     raw['rarest_class'] = min(m.n_train_per_class, key=m.n_train_per_class.get)
     li = pd.read_csv(an/'label_issues.csv')
-    rates = li[li.split == 'train'].groupby('label', sort=False).label_issue.mean()
-    raw['flag_rates'], raw['classes'] = rates.to_dict(), list(pc['class'])
-    v['flag_rates'] = {k: pct(x, 0) for k, x in rates.items()}
+    flags = li[li.split == 'train'].groupby('label', sort=False).label_issue.agg(['sum', 'count'])
+    raw['flags'], raw['classes'] = {k: (int(r['sum']), int(r['count'])) for k, r in flags.iterrows()}, list(pc['class'])
+    v['flag_rates'] = {k: pct(a/n, 0) for k, (a, n) in raw['flags'].items()}
+    err = with_commentary(pd.read_csv(an/'errors.csv', keep_default_na=False), an/'commentary.csv')  # a person's latest words, without rerunning the analysis
+    pairs = err.groupby(['true', 'pred']).size().sort_values(ascending=False, kind='stable')
     v['analysis'] = dict(model=f"{title(m.config['arch'])}, {m.config['strategy']}, {m.config['size']} px", probe=s['probe'], issues={k: num(n) for k, n in s['label_issues'].items()},
                          images={k: num(n) for k, n in s['images'].items()}, test_errors=num(s['test_errors']),
                          flagged=num(s['test_errors_flagged']), categories={k: num(n) for k, n in s['categories'].items()},
                          ordinal={k: (pct(x) if k.endswith('share') else x if isinstance(x, str) else num(x)) for k, x in s['ordinal'].items()},
-                         rules=RULES, worst=raw['worst_class'], best=pc.loc[pc.f1.idxmax(), 'class'])
+                         rules=RULES, worst=raw['worst_class'], best=pc.loc[pc.f1.idxmax(), 'class'], rarest=raw['rarest_class'],
+                         most_flagged=max(raw['flags'], key=lambda k: raw['flags'][k][0]/raw['flags'][k][1]),
+                         shown=num(len(err)), commented=num(int((err.commentary != '').sum())),
+                         top_pair=dict(true=pairs.index[0][0], pred=pairs.index[0][1], n=num(int(pairs.iloc[0])), repeats=bool(pairs.iloc[0] > 1)) if len(pairs) else None)
     v['per_class'] = table(pc, {'class': lambda x: x['class'], 'precision': lambda x: num(x.precision), 'recall': lambda x: num(x.recall),
                                 'F1': lambda x: num(x.f1), 'support': lambda x: num(x.support)})
-    err = with_commentary(pd.read_csv(an/'errors.csv', keep_default_na=False), an/'commentary.csv')  # a person's latest words, without rerunning the analysis
-    v['errors'] = table(err, {'cell': lambda x: x.image_id, 'true': lambda x: x.true, 'predicted': lambda x: x.pred,
+    v['errors'] = table(err, {'image': lambda x: x.image_id, 'true': lambda x: x.true, 'predicted': lambda x: x.pred,
                               'confidence': lambda x: num(x.confidence, 2), 'category': lambda x: x.category,
                               'what a person sees': lambda x: x.commentary})
 
-@register('analysis', kind='study', values=values, order=90)
+@register('analysis', kind='study', values=values, title='Where and why the model fails', order=90)
 def analysis(study: Study):
     "Where and why the headline model (else the best by validation macro-F1) fails on the test split, from its exported learner"
     from ..analysis import analyse
@@ -56,16 +60,16 @@ def analysis(study: Study):
     print(f"analysis of {rec.key}: reloaded test accuracy {res['reloaded_accuracy']:.4f} (record {rec.test['accuracy']:.4f}); "
           f"{len(res['errors'])} errors by category: {res['errors'].category.value_counts().to_dict()}")
 
-@claim('worst-is-rarest', 'the class with the lowest test F1 is the class with the fewest training images')
-def _(v): return v['raw']['worst_class'] == v['raw']['rarest_class']
+@claim('worst-is-rarest', 'the class with the lowest test F1 is the class with the fewest training images', 'a fact of the counts')
+def _(r): return r['worst_class'] == r['rarest_class']
 
-@claim('likely-defective-hardest', 'likely-defective is the class with the lowest test F1 of the analysed model')
-def _(v): return v['raw']['worst_class'] == 'likely-defective'
-
-@claim('far-errors-common', 'between 40 % and 60 % of the analysed model\'s test errors skip a defect level ("about half")')
-def _(v): return 0.4 <= v['raw']['ordinal']['far_share'] <= 0.6
-
-@claim('middle-levels-suspect', 'cleanlab flags the training labels of each middle level at a higher rate than those of either end level')
-def _(v):
-    r, c = v['raw']['flag_rates'], v['raw']['classes']
-    return min(r[k] for k in c[1:-1]) > max(r[c[0]], r[c[-1]])
+@claim('middle-classes-flagged-more', "of ordered classes, cleanlab flags each middle class's training labels at a higher rate than either end's, and the pooled rates differ by Fisher's exact test (p < 0.05)", "Fisher's exact test")
+def _(r):
+    from scipy.stats import fisher_exact
+    if not r['ordered'] or len(r['classes']) < 3: raise KeyError('classes not ordered')
+    f, c = r['flags'], r['classes']
+    rate = lambda k: f[k][0]/f[k][1]
+    mid, ends = [f[k] for k in c[1:-1]], [f[c[0]], f[c[-1]]]
+    pool = lambda g: [sum(a for a, _ in g), sum(n - a for a, n in g)]
+    p = fisher_exact([pool(mid), pool(ends)]).pvalue
+    return min(rate(k) for k in c[1:-1]) > max(rate(c[0]), rate(c[-1])) and p < ALPHA, f"Fisher's exact test {p_words(p)}"

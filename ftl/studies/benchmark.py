@@ -2,7 +2,7 @@
 from __future__ import annotations
 import pandas as pd
 from ..models import OFFLINE
-from ..runner import register
+from ..runner import Study, register
 from ..prose import num, table, title
 from .headline import settings as headline_settings
 
@@ -19,7 +19,7 @@ def values(v, raw, frames, lay, p):
                                'images/s, batch': lambda x: f'{x.throughput_img_s:.0f}, {x.throughput_bs}', 'threads': lambda x: num(x.threads)})
     v['gpu_measured'] = bool((b.device != 'cpu').any())
 
-@register('benchmark', kind='study', values=values, order=80)
+@register('benchmark', kind='study', values=values, title='Inference cost', order=80)
 def benchmark(study: Study):
     "What each architecture costs to run at the preset's and the headline's size: parameters, MB, batch-1 latency and throughput"
     from ..benchmark import benchmark_study

@@ -7,7 +7,7 @@ from ..models import get_arch
 from ..evaluate import majority_baseline
 from ..runner import Study, register
 from ..choices import best_arch
-from ..prose import num, pct, pm, table, title, claim
+from ..prose import num, pct, pm, table, title, claim, interval, sign_test, p_words, ALPHA
 from .. import tables, figures
 
 
@@ -26,23 +26,35 @@ def values(v, raw, frames, lay, p):
                                 f'{r.test_macro_f1_diff:+.3f} [{r.test_macro_f1_diff_lo95:+.3f}, {r.test_macro_f1_diff_hi95:+.3f}] {r.reference}'})
     pt = t[t.init == 'fine-tuned'].set_index('fraction')
     fz = t[t.init == 'frozen probe'].set_index('fraction')
+    arms = tables.efficiency_arms(e).pivot_table(index=['fraction', 'seed'], columns='init', values='test_macro_f1')
+    lo, hi = pt.index.min(), pt.index.max()
+    per_seed = lambda a, b, f: (arms[a] - arms[b]).xs(f, level='fraction')  # one arm minus another at fraction f, seed by seed
     if len(fz):  # what freezing costs against fine-tuning, per fraction: enough where the interval reaches zero
         raw['freezing_cost'] = {f: (r.test_macro_f1_diff, r.test_macro_f1_diff_lo95, r.test_macro_f1_diff_hi95) for f, r in fz.iterrows()}
+        raw['freezing_shrink'] = tables.paired_diff(per_seed('frozen probe', 'fine-tuned', lo), per_seed('frozen probe', 'fine-tuned', hi))
         v['freezing'] = dict(clear=[pct(f, 0) for f, r in fz.iterrows() if r.test_macro_f1_diff_hi95 < 0],
-                             cost_full=f"{fz.loc[fz.index.max(), 'test_macro_f1_diff']:+.3f}", cost_min=f"{fz.loc[fz.index.min(), 'test_macro_f1_diff']:+.3f}")
-    raw['pretraining_gain'] = pt.test_macro_f1_diff.to_dict()
-    zero = [pct(f, 0) for f, r in pt.iterrows() if r.test_macro_f1_diff_lo95 <= 0 <= r.test_macro_f1_diff_hi95]
-    arms = tables.efficiency_arms(e).pivot_table(index=['fraction', 'seed'], columns='init', values='test_macro_f1')
-    ahead = (arms['fine-tuned'] > arms['scratch']).dropna() if {'fine-tuned', 'scratch'} <= set(arms.columns) else pd.Series(dtype=bool)
-    v['efficiency_zero'] = zero
-    v['pretraining'] = dict(ahead=num(int(ahead.sum())), pairs=num(len(ahead)), lo=f'{pt.test_macro_f1_diff.min():+.3f}',
-                            hi=f'{pt.test_macro_f1_diff.max():+.3f}', full=f'{pt.test_macro_f1_diff.loc[pt.index.max()]:+.3f}',
-                            smallest=f'{pt.test_macro_f1_diff.loc[pt.index.min()]:+.3f}', smallest_frac=pct(pt.index.min(), 0),
-                            smallest_images=num(pt.n_train.loc[pt.index.min()]), smallest_class=num(pt.n_min_class.loc[pt.index.min()]))
+                             cost_full=f"{fz.loc[fz.index.max(), 'test_macro_f1_diff']:+.3f}", cost_min=f"{fz.loc[fz.index.min(), 'test_macro_f1_diff']:+.3f}",
+                             shrink=interval(*raw['freezing_shrink']))
+    if 'scratch' in arms:
+        raw['pretraining_gain'] = {f: (r.test_macro_f1_diff, r.test_macro_f1_diff_lo95, r.test_macro_f1_diff_hi95) for f, r in pt.iterrows()}
+        ahead = (arms['fine-tuned'] - arms['scratch']).dropna()
+        raw['pretraining_pairs'] = dict(ahead=int((ahead > 0).sum()), behind=int((ahead < 0).sum()))
+        raw['gain_change'] = tables.paired_diff(per_seed('fine-tuned', 'scratch', lo), per_seed('fine-tuned', 'scratch', hi))
+        v['efficiency_zero'] = [pct(f, 0) for f, r in pt.iterrows() if r.test_macro_f1_diff_lo95 <= 0 <= r.test_macro_f1_diff_hi95]
+        v['pretraining'] = dict(ahead=num(int((ahead > 0).sum())), pairs=num(int((ahead != 0).sum())), lo=f'{pt.test_macro_f1_diff.min():+.3f}',
+                                hi=f'{pt.test_macro_f1_diff.max():+.3f}', full=f'{pt.test_macro_f1_diff.loc[hi]:+.3f}',
+                                smallest=f'{pt.test_macro_f1_diff.loc[lo]:+.3f}', change=interval(*raw['gain_change']))
+    v.setdefault('pretraining', {}).update(smallest_frac=pct(lo, 0), smallest_images=num(pt.n_train.loc[lo]), smallest_class=num(pt.n_min_class.loc[lo]))
+    if len(pt) > 1:  # did the last step of data still help the fine-tuned model?
+        f2 = sorted(pt.index)[-2]
+        raw['last_step'] = tables.paired_diff(arms['fine-tuned'].xs(hi, level='fraction'), arms['fine-tuned'].xs(f2, level='fraction'))
+        v['last_step'] = dict(frac=pct(f2, 0), diff=interval(*raw['last_step']))
     cross = {m: tables.crossing(e, m) for m in ('test_accuracy', 'test_macro_f1')}
-    raw['crossing_f1'], raw['crossing_acc'] = cross['test_macro_f1']['fraction'], cross['test_accuracy']['fraction']
-    v['crossing'] = {m: dict(fraction=pct(c['fraction'], 0), images=num(round(c['fraction']*pt.n_train.max())), lo=pct(c['lo95'], 0),
-                             hi=pct(c['hi95'], 0), level=num(c['level'])) for m, c in cross.items()}
+    raw['crossing'] = {m: (c['fraction'], c['lo95'], c['hi95']) for m, c in cross.items()}
+    v['crossing'] = {m: dict(fraction=pct(c['fraction'], 0), images=num(round(c['fraction']*pt.n_train.max())) if np.isfinite(c['fraction']) else '—',
+                             lo=pct(c['lo95'], 0), hi=pct(c['hi95'], 0), level=num(c['level']), reached=bool(np.isfinite(c['fraction'])))
+                     for m, c in cross.items()}
+    v['efficiency_full_images'] = num(pt.n_train.max())
     raw['baseline'] = majority_baseline(e.record.iloc[0].test)
     v['baseline'] = {k: num(x) for k, x in raw['baseline'].items()}
     v['efficiency_arch'], v['efficiency_seeds'] = title(e.arch.iloc[0]), num(int(t.seeds.max()))
@@ -64,7 +76,7 @@ def _data_efficiency_outputs(study, df):
     figures.efficiency_plot(tab, path=lay.figures/'data_efficiency', baseline=cross['majority_baseline'],
                             title=f"{get_arch(df.arch.iloc[0]).title} on {df.dataset.iloc[0]}: fine-tuned, frozen probe and from scratch")
 
-@register('data-efficiency', outputs=_data_efficiency_outputs, values=values, order=60)
+@register('data-efficiency', outputs=_data_efficiency_outputs, values=values, title='How much labelled data', order=60)
 def data_efficiency(study: Study) -> list:
     """How much labelled data: pretrained (fine-tune), a frozen-feature probe and from scratch at nested stratified fractions, 3 seeds.
     Small fractions get more epochs so that every run has at least a quarter of the full-data steps. Every arm trains its
@@ -79,23 +91,39 @@ def data_efficiency(study: Study) -> list:
     seeds = study.seeds if 'seed' in study.fixed else {**DATA_EFFICIENCY, **SETTINGS.get(study.preset, {})}['seeds']
     return [replace(base, **arm, fraction=f, seed=s).validate() for f in FRACTIONS for s in seeds for arm in arms(f)]
 
-@claim('accuracy-misleads', 'the majority-class predictor reaches a test accuracy above 0.55 but a macro-F1 below 0.25')
-def _(v): b = v['raw']['baseline']; return b['test_accuracy'] > 0.55 and b['test_macro_f1'] < 0.25
+def _intervals(d: dict) -> str: return '; '.join(f'{pct(f, 0)} {interval(*x)}' for f, x in sorted(d.items(), reverse=True))
 
-@claim('pretrained-ahead-everywhere', 'fine-tuned from pretrained weights has a higher mean test macro-F1 than scratch at every fraction')
-def _(v): return all(d > 0 for d in v['raw']['pretraining_gain'].values())
+@claim('pretrained-ahead-in-mean', 'fine-tuned from pretrained weights has a higher mean test macro-F1 than scratch at every fraction')
+def _(r): return all(x[0] > 0 for x in r['pretraining_gain'].values())
 
-@claim('pretraining-gain-not-growing', 'the pretraining gain in macro-F1 at the smallest fraction is no larger than on all the data')
-def _(v): g = v['raw']['pretraining_gain']; return g[min(g)] <= g[max(g)]
+@claim('pretraining-sign-test', 'fine-tuned beats scratch in most runs that share a fraction and a seed, by a sign test over all of them (p < 0.05)', 'sign test over paired seeds, all fractions pooled')
+def _(r):
+    a = r['pretraining_pairs']; p = sign_test(a['ahead'], a['ahead'] + a['behind'])
+    return a['ahead'] > a['behind'] and p < ALPHA, f"{a['ahead']} of {a['ahead'] + a['behind']} pairs, sign test {p_words(p)}"
 
-@claim('crossing-below-half', 'pretrained reaches the macro-F1 of scratch trained on all the data with less than half of it')
-def _(v): return v['raw']['crossing_f1'] < 0.5
+@claim('pretraining-clear-every-fraction', "the paired 95 % interval of fine-tuned minus scratch test macro-F1 lies above zero at every fraction", 'paired 95 % t-interval per fraction')
+def _(r): return all(x[1] > 0 for x in r['pretraining_gain'].values()), _intervals(r['pretraining_gain'])
 
-@claim('freezing-never-ahead', 'the frozen probe has a lower mean test macro-F1 than fine-tuning at every fraction')
-def _(v): return all(c[0] < 0 for c in v['raw']['freezing_cost'].values())
+@claim('gain-grows-when-scarce', 'the pretraining gain is larger at the smallest fraction than on all the data: the paired 95 % interval of the difference lies above zero', 'paired 95 % t-interval')
+def _(r): d, lo, hi = r['gain_change']; return lo > 0, interval(d, lo, hi)
 
-@claim('freezing-cost-shrinks', 'what freezing costs in macro-F1 is smaller at the smallest fraction than on all the data')
-def _(v): c = v['raw']['freezing_cost']; return abs(c[min(c)][0]) < abs(c[max(c)][0])
+@claim('gain-shrinks-when-scarce', 'the pretraining gain is smaller at the smallest fraction than on all the data: the paired 95 % interval of the difference lies below zero', 'paired 95 % t-interval')
+def _(r): d, lo, hi = r['gain_change']; return hi < 0, interval(d, lo, hi)
 
-@claim('accuracy-flatter', 'pretrained needs a larger share of the data to match scratch@100 % in accuracy than in macro-F1')
-def _(v): return not v['raw']['crossing_acc'] < v['raw']['crossing_f1']
+@claim('crossing-below-half', 'fine-tuned reaches the test macro-F1 of scratch trained on all the data with less than half of it: the bootstrap 95 % interval of the crossing lies below one half', 'bootstrap 95 % interval over seeds')
+def _(r): f, lo, hi = r['crossing']['test_macro_f1']; return bool(hi < 0.5), f'{pct(f, 0)} [{pct(lo, 0)}, {pct(hi, 0)}]'
+
+@claim('accuracy-crossing-later', 'judged by accuracy, fine-tuned needs a larger share of the data to match scratch on all of it than judged by macro-F1: the two bootstrap intervals do not overlap', 'bootstrap 95 % intervals')
+def _(r): a, f = r['crossing']['test_accuracy'], r['crossing']['test_macro_f1']; return bool(a[1] > f[2])
+
+@claim('more-data-helps', 'the fine-tuned model scores a higher test macro-F1 on all the data than on the next smaller fraction: the paired 95 % interval lies above zero', 'paired 95 % t-interval')
+def _(r): d, lo, hi = r['last_step']; return lo > 0, interval(d, lo, hi)
+
+@claim('freezing-behind-in-mean', 'the frozen probe has a lower mean test macro-F1 than fine-tuning at every fraction')
+def _(r): return all(c[0] < 0 for c in r['freezing_cost'].values())
+
+@claim('freezing-clear-every-fraction', 'the paired 95 % interval of probe minus fine-tuned test macro-F1 lies below zero at every fraction', 'paired 95 % t-interval per fraction')
+def _(r): return all(c[2] < 0 for c in r['freezing_cost'].values()), _intervals(r['freezing_cost'])
+
+@claim('freezing-cost-shrinks', 'what freezing costs in test macro-F1 is smaller at the smallest fraction than on all the data: the paired 95 % interval of the difference lies above zero', 'paired 95 % t-interval')
+def _(r): d, lo, hi = r['freezing_shrink']; return lo > 0, interval(d, lo, hi)

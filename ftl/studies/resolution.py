@@ -3,9 +3,10 @@ from __future__ import annotations
 from dataclasses import replace
 import numpy as np, pandas as pd
 from ..models import get_arch
+from ..config import PRESETS
 from ..runner import Study, register
 from ..choices import best_record
-from ..prose import num, table, title, claim
+from ..prose import num, table, title, claim, interval
 from .. import tables, figures
 
 
@@ -15,7 +16,9 @@ def values(v, raw, frames, lay, p):
     if not len(r): return
     t = tables.seed_summary(r, ['size'], ('valid_accuracy', 'valid_macro_f1', 'test_accuracy', 'test_macro_f1')).sort_values('size')
     raw['resolution'] = [dict(size=int(x['size']), valid_macro_f1=x.valid_macro_f1_mean, minutes=x.train_min) for _, x in t.iterrows()]
-    raw['study_size'] = p['study_size']; v['study_size'] = num(p['study_size'])
+    chosen = next((PRESETS[n]['size'] for n, x in SETTINGS.items() if x.get('from_preset') == p['name']), p['size'])  # the size this sweep chose
+    raw['study_size'] = chosen; v['study_size'] = num(chosen)
+    v['study_size_preset'] = next((n for n, x in SETTINGS.items() if x.get('from_preset') == p['name']), p['name'])
     v['resolution'] = table(t, {'size (px)': lambda x: num(x['size']), 'valid accuracy': lambda x: num(x.valid_accuracy_mean),
                                 'valid macro-F1': lambda x: num(x.valid_macro_f1_mean), 'test accuracy': lambda x: num(x.test_accuracy_mean),
                                 'test macro-F1': lambda x: num(x.test_macro_f1_mean), 'minutes': lambda x: num(x.train_min, 1)})
@@ -42,7 +45,7 @@ def _resolution_outputs(study, df):
                       lay.figures/'resolution', f"{get_arch(df.arch.iloc[0]).title}, {df.strategy.iloc[0]}, augmentation {df.augment.iloc[0]}: image size",
                       xlabel='image size (px)', right=('train_min', 'training minutes'))
 
-@register('resolution', outputs=_resolution_outputs, values=values, order=50)
+@register('resolution', outputs=_resolution_outputs, values=values, title='Image size', order=50)
 def resolution(study: Study) -> list:
     """Which image size: the best recipe so far (by validation; the preset's `from_preset` study's, if it names one) at
     several sizes, one seed, the whole one-cycle schedule"""
@@ -52,16 +55,16 @@ def resolution(study: Study) -> list:
     return [base.config(arch=best['arch'], strategy=best['strategy'], augment=s.get('augment', best['augment']), size=px,
                         epochs=s['epochs'], patience=s['epochs'], seed=0) for px in s['sizes']]
 
-@claim('resolution-helps', 'validation macro-F1 is higher at the largest image size measured than at the smallest')
-def _(v): r = v['raw']['resolution']; return r[-1]['valid_macro_f1'] > r[0]['valid_macro_f1']
+@claim('resolution-helps', 'validation macro-F1 is higher at the largest image size measured than at the smallest', 'one run per size: no test')
+def _(r): x = r['resolution']; return x[-1]['valid_macro_f1'] > x[0]['valid_macro_f1'], 'one run per size: no test of seed noise'
 
-@claim('size-plateau', 'above the chosen study size, validation macro-F1 gains less than 0.02 while training time grows')
-def _(v):
-    r, chosen = v['raw']['resolution'], v['raw']['study_size']
-    at = next(x for x in r if x['size'] == chosen)
-    return all(x['valid_macro_f1'] - at['valid_macro_f1'] < 0.02 and x['minutes'] > at['minutes'] for x in r if x['size'] > chosen)
+@claim('size-plateau', 'above the chosen study size, validation macro-F1 gains less than 0.02 while training time grows', 'one run per size: no test')
+def _(r):
+    x, chosen = r['resolution'], r['study_size']
+    at = next(e for e in x if e['size'] == chosen) if chosen in [e['size'] for e in x] else r['no size swept at the chosen one']
+    return all(e['valid_macro_f1'] - at['valid_macro_f1'] < 0.02 and e['minutes'] > at['minutes'] for e in x if e['size'] > chosen)
 
-@claim('restore-rules-close', 'the final epoch and the validation-loss pick differ by less than 0.02 validation macro-F1 on average, in both directions across sizes')
-def _(v):
-    d = np.array(v['raw']['rule_last']) - np.array(v['raw']['rule_loss'])
-    return abs(d.mean()) < 0.02 and (d > 0).any() and (d < 0).any()
+@claim('restore-rules-tied', 'the final epoch and the validation-loss pick do not differ in validation macro-F1: the paired 95 % interval over the sizes contains zero', 'paired 95 % t-interval over sizes')
+def _(r):
+    d, lo, hi = tables.paired_diff(pd.Series(r['rule_last']), pd.Series(r['rule_loss']))
+    return bool(lo <= 0 <= hi), f'{interval(d, lo, hi)} over {len(r["rule_last"])} sizes (final epoch minus validation-loss pick)'

@@ -7,7 +7,7 @@ from ..config import strategy_order
 from ..records import OVERFIT_RISE
 from ..runner import Study, register
 from ..choices import best_arch
-from ..prose import num, pct, pm, table, title, claim
+from ..prose import num, pct, pm, table, title, claim, interval, welch, sign_test, p_words, ALPHA
 from .. import tables, figures
 from .architectures import _title
 
@@ -30,21 +30,34 @@ def values(v, raw, frames, lay, p):
                               test_name=top_test.strategy, test_augment=top_test.augment, test_test_f1=num(top_test.test_macro_f1_mean),
                               test_valid_f1=num(top_test.valid_macro_f1_mean))
     raw['best_strategy_valid'], raw['best_strategy_test'] = (best.strategy, best.augment), (top_test.strategy, top_test.augment)
-    arm = p['augment_arms'][1]
-    on, off = (t[t.augment == a].set_index('strategy').valid_macro_f1_mean for a in (arm, 'none'))
-    dv = (on - off).dropna()
-    raw['aug_valid_diff'] = dv.to_dict()
-    v['augment_effect'] = dict(arm=arm, least=f'{dv.max():+.3f}', most=f'{dv.min():+.3f}')
-    fe, full = (t[(t.strategy == n) & (t.augment == 'none')].test_macro_f1_mean for n in ('feature-extraction', 'full-finetune'))
-    raw['probe_gap'] = float(full.iloc[0] - fe.iloc[0]) if len(fe) and len(full) else np.nan
-    v['probe_gap'] = f"{raw['probe_gap']:+.3f}"
+    runs = lambda st, aug, m='valid_macro_f1': s[(s.strategy == st) & (s.augment == aug)].set_index('seed')[m]
+    rivals = t[(t.augment == best.augment) & (t.strategy != best.strategy) & (t.strategy != 'feature-extraction')]
+    raw['strategy_rivals'] = {r.strategy: welch(runs(best.strategy, best.augment), runs(r.strategy, best.augment)) for _, r in rivals.iterrows()}
+    v['best_strategy'].update(rivals=num(len(rivals)), tested=bool(t.seeds.min() > 1), within=f'{(best.valid_macro_f1_mean - rivals.valid_macro_f1_mean).max():.3f}' if len(rivals) else '—',
+                              separated=[k for k, (d, p) in raw['strategy_rivals'].items() if p < ALPHA])
+    if len(p['augment_arms']) > 1:  # the augmented arm against none, strategy by strategy and seed by seed
+        arm = p['augment_arms'][1]
+        on, off = (t[t.augment == a].set_index('strategy').valid_macro_f1_mean for a in (arm, 'none'))
+        dv = (on - off).dropna()
+        pairs = pd.concat([runs(st, arm) - runs(st, 'none') for st in dv.index]).dropna()
+        raw['aug_pairs'] = dict(lower=int((pairs < 0).sum()), higher=int((pairs > 0).sum()))
+        v['augment_effect'] = dict(arm=arm, least=f'{dv.max():+.3f}', most=f'{dv.min():+.3f}', lower=num(int((pairs < 0).sum())),
+                                   pairs=num(int((pairs != 0).sum())), higher=num(int((pairs > 0).sum())), every=bool((dv < 0).all()))
+    fe, full = (runs(n, 'none', 'test_macro_f1') for n in ('feature-extraction', 'full-finetune'))
+    if len(fe) and len(full):
+        raw['probe_gap'] = tables.paired_diff(full, fe)
+        v['probe_gap'] = interval(*raw['probe_gap'])
     trains = s[(s.augment == 'none') & (s.strategy != 'feature-extraction')]
     aug = s[s.augment != 'none']
-    raw['overfit_none'], raw['overfit_aug'] = float(trains.valid_up_train_down.mean()), float(aug.valid_up_train_down.mean())
+    raw['overfit_none'], raw['overfit_aug'] = float(trains.valid_up_train_down.mean()), float(aug.valid_up_train_down.mean()) if len(aug) else np.nan
+    rise = [r.history[-1]['macro_f1'] - min(r.history, key=lambda e: e['valid_loss'])['macro_f1'] for r in trains.record]
+    raw['f1_after_loss_min'] = dict(up=sum(d > 0 for d in rise), down=sum(d < 0 for d in rise))
     v['overfit'] = dict(none=num(int(trains.valid_up_train_down.sum())), none_of=num(len(trains)), aug=num(int(aug.valid_up_train_down.sum())),
                         aug_of=num(len(aug)), rise=pct(OVERFIT_RISE, 0), none_min_epoch=num(trains.min_valid_loss_epoch.mean(), 1),
-                        none_gap=num(trains.gap_last.mean(), 2), aug_gap=num(aug.gap_last.mean(), 2))
+                        none_gap=num(trains.gap_last.mean(), 2), aug_gap=num(aug.gap_last.mean(), 2) if len(aug) else '—',
+                        f1_up=num(raw['f1_after_loss_min']['up']), f1_runs=num(len(rise)))
     raw['aug_at_cap'] = float((aug.min_valid_loss_epoch >= aug.epochs_run - 1).mean()) if len(aug) else np.nan
+    v['overfit']['aug_at_cap'] = pct(raw['aug_at_cap'], 0)
 
 def _strategies_outputs(study, df):
     lay = study.layout
@@ -53,24 +66,41 @@ def _strategies_outputs(study, df):
     tables.write_table(tables.strategy_table(df), lay.tables/'strategies_table')
     figures.training_curves(list(df.record), _title, lay.figures/'curves_strategies', f"Strategies on {get_arch(main).title}", ncols=5)
 
-@register('strategies', export=True, outputs=_strategies_outputs, values=values, order=30)
+@register('strategies', export=True, outputs=_strategies_outputs, values=values, title='Which way of fine-tuning', order=30)
 def strategies(study: Study) -> list:
     "Which way of fine-tuning: every strategy, augmentation off and on, on the best (or given) architecture at 100 % data"
     arch = study.arch or best_arch(study)
     return [study.config(arch=arch, strategy=st, augment=aug, seed=s)
             for st in STRATEGIES for aug in study.settings['augment_arms'] for s in study.seeds]
 
-@claim('probe-trails-finetune', 'feature extraction on frozen features trails full fine-tuning in test macro-F1 (augmentation off)')
-def _(v): return v['raw']['probe_gap'] > 0
+@claim('probe-trails-finetune', 'feature extraction trails full fine-tuning in test macro-F1 (augmentation off): the paired 95 % interval over seeds lies above zero', 'paired 95 % t-interval')
+def _(r): d, lo, hi = r['probe_gap']; return lo > 0, interval(d, lo, hi) + ' (full fine-tuning minus feature extraction)'
 
-@claim('augmented-still-improving', 'at least half of the augmented strategy runs reach their lowest validation loss in the last two epochs')
-def _(v): return v['raw']['aug_at_cap'] >= 0.5
+@claim('training-strategies-tied', 'no strategy that trains the backbone, in the best cell\'s augmentation arm, is below the best by a Welch t-test (p < 0.05)', 'Welch t-test against each')
+def _(r):
+    p = [x[1] for x in r['strategy_rivals'].values()]
+    if not p: raise KeyError('no rivals')
+    return all(not x < ALPHA for x in p), (f'smallest Welch {p_words(min(p))}' if np.isfinite(min(p)) else 'one seed each: no test')
 
-@claim('augmentation-helps-none', 'the augmented arm has a lower mean validation macro-F1 than the unaugmented one for every strategy')
-def _(v): return all(d < 0 for d in v['raw']['aug_valid_diff'].values())
+def _sign(up, down, words) -> tuple:
+    "Sign test of `up` against `down` paired comparisons: (p, evidence)"
+    p = sign_test(up, up + down)
+    return p, f'{up} of {up + down} {words}, sign test {p_words(p)}'
 
-@claim('unaugmented-overfit-in-loss', 'every unaugmented run that trains the backbone ends with validation loss more than 10 % above its minimum while training loss fell, and no augmented run does')
-def _(v): return v['raw']['overfit_none'] == 1 and v['raw']['overfit_aug'] == 0
+@claim('augmentation-lowers', 'the augmented arm has a lower validation macro-F1 than the unaugmented one in most (strategy, seed) pairs, by a sign test (p < 0.05)', 'sign test over paired seeds')
+def _(r): a = r['aug_pairs']; p, words = _sign(a['lower'], a['higher'], 'pairs lower'); return a['lower'] > a['higher'] and p < ALPHA, words
 
-@claim('valid-test-disagree', 'the best strategies cell on validation is not the best on test')
-def _(v): return v['raw']['best_strategy_valid'] != v['raw']['best_strategy_test']
+@claim('augmentation-raises', 'the augmented arm has a higher validation macro-F1 than the unaugmented one in most (strategy, seed) pairs, by a sign test (p < 0.05)', 'sign test over paired seeds')
+def _(r): a = r['aug_pairs']; p, words = _sign(a['higher'], a['lower'], 'pairs higher'); return a['higher'] > a['lower'] and p < ALPHA, words
+
+@claim('augmented-still-improving', 'at least half of the augmented strategy runs reach their lowest validation loss in the last two epochs', 'a count of runs')
+def _(r): return r['aug_at_cap'] >= 0.5
+
+@claim('unaugmented-overfit-in-loss', 'every unaugmented run that trains the backbone ends with validation loss more than 10 % above its minimum while training loss fell, and no augmented run does', 'a count of runs')
+def _(r): return r['overfit_none'] == 1 and r['overfit_aug'] == 0
+
+@claim('f1-rises-after-loss-minimum', 'in unaugmented runs that train the backbone, validation macro-F1 at the last epoch is above its value at the epoch of lowest validation loss, by a sign test over runs (p < 0.05)', 'sign test over runs')
+def _(r): a = r['f1_after_loss_min']; p, words = _sign(a['up'], a['down'], 'runs higher'); return a['up'] > a['down'] and p < ALPHA, words
+
+@claim('valid-test-disagree', 'the best strategies cell on validation is not the best on test', 'a ranking of means')
+def _(r): return r['best_strategy_valid'] != r['best_strategy_test']

@@ -1,0 +1,95 @@
+"""The study-wide values of the report's method and appendix, read from every suite's records: the backbones and the
+machine, seeds per suite, the hyperparameters of every experiment, what bfloat16 costs, and the budget"""
+from __future__ import annotations
+import json
+import pandas as pd
+from .records import read_records, records_frame
+from .prose import num, pct, table, title, words, lift_constant, claim, interval
+from . import tables
+
+__all__ = ['backbones', 'seeds', 'hyper', 'precision', 'budget', 'SECTIONS']
+
+HYPER_NAMES = dict(wd='weight decay', sqr_mom='β2', mom='β1', eps='ε')
+
+def optimizer_words(opt: str, hypers: dict) -> str:
+    "An optimizer and its settings in words"
+    return f"{opt} (" + ', '.join(f'{HYPER_NAMES.get(k, k)} {v:.3g}' for k, v in hypers.items()) + ')'
+
+def _every(frames) -> pd.DataFrame:
+    "Every suite's records in one frame (a run two suites share appears twice)"
+    fs = [f for f in frames.values() if len(f)]
+    return pd.concat(fs, ignore_index=True) if fs else pd.DataFrame()
+
+def backbones(v, raw, frames, lay, p):
+    "The backbones the records trained (name, pretraining, whether their weights ship in a package) and the machine they ran on"
+    every = _every(frames)
+    if not len(every): return
+    archs = {r.arch['name']: r.arch for r in every.record}
+    v['backbones'] = [dict(name=title(k), pretraining=a['pretraining'], packaged=a['weights'].startswith('package:')) for k, a in archs.items()]
+    v['offline'] = all(b['packaged'] for b in v['backbones'])
+    env = [r.env for r in every.record]
+    gpus = sorted({e.get('cuda') or e['device'] for e in env if e['device'] != 'cpu'})
+    v['machine'] = ' and '.join(gpus) if gpus else f"{max(e.get('threads', 1) for e in env)} CPU threads"
+    v['gpu'] = bool(gpus)
+
+def seeds(v, raw, frames, lay, p):
+    "How many seeds each suite's configurations have, in words (suites with the same number grouped)"
+    n = {}
+    for name, f in frames.items():
+        if len(f): n.setdefault(int(f.groupby(f.record.map(lambda r: json.dumps({k: x for k, x in r.config.items() if k != 'seed'}, sort_keys=True))).seed.nunique().max()), []).append(name)
+    if n: v['seeds'] = '; '.join(f"{k} seed{'s' if k > 1 else ''} in {', '.join(names)}" for k, names in sorted(n.items(), reverse=True))
+
+def hyper(v, raw, frames, lay, p):
+    "The hyperparameters of every experiment, with the epoch each restored and whether it stopped early"
+    every = _every(frames)
+    if not len(every): return
+    h = tables.hyperparameter_table(every)
+    main = h.dataset.mode()[0]  # the study's dataset; a row on another (a derived task) says which
+    hyper = table(h, {'architecture': lambda x: title(x.arch), 'init, strategy': lambda x: f'{x.init}, {x.strategy}',
+                      'data': lambda x: pct(x.fraction, 0) + ('' if x.dataset == main else f", {x.dataset.removeprefix(main + '-')}"), 'px': lambda x: num(x['size']), 'epochs': lambda x: num(x.epochs),
+                      'schedule per stage': lambda x: x.schedule.replace('stage ', 'S'),
+                      'epoch kept; early stop': lambda x: f'{words(x.restored)}; {x.early_stopping}',
+                      'augmentation, class weights, precision': lambda x: ', '.join([x.augmentation, *(['class-weighted'] if x.class_weights == 'yes' else []), x.precision]),
+                      'batch': lambda x: num(x.batch_size), 'seeds': lambda x: x.seeds})
+    v['hyper'], v['hyper_same'] = lift_constant(hyper)
+    norms = {}  # the statistics each backbone was pretrained with (timm's pretrained config), as the records applied them
+    for r in every.record: norms.setdefault(json.dumps(r.normalization), set()).add(title(r.config['arch']))
+    trio = lambda xs: num(xs[0]) if len(set(xs)) == 1 else ' / '.join(num(x) for x in xs)
+    v['normalization'] = [f"mean {trio(n['mean'])}, standard deviation {trio(n['std'])} for {' and '.join(sorted(archs))}"
+                          for n, archs in ((json.loads(k), a) for k, a in norms.items())]
+    r0 = every.record.iloc[0].hyperparams
+    v['hyper_common'] = dict(optimizer=optimizer_words(r0['optimizer'], r0['opt_hypers']), batch=num(h.batch_size.iloc[0]))
+
+def precision(v, raw, frames, lay, p):
+    "What bfloat16 autocast costs in accuracy and saves in time: the architecture cells trained both ways, seed by seed"
+    folder = lay.results/'architectures'
+    if not p.get('bf16_families') or not folder.exists(): return
+    pairs = tables.precision_pairs(records_frame([r for r in read_records(folder) if not r.reused_from]))
+    if not len(pairs) or 'bf16' not in pairs.columns.get_level_values(1): return
+    other = [c for c in pairs.columns.get_level_values(1).unique() if c != 'bf16'][0]  # the precision compared against
+    d, lo, hi = tables.paired_diff(pairs[('valid_macro_f1', 'bf16')], pairs[('valid_macro_f1', other)])
+    dt, lot, hit = tables.paired_diff(pairs[('test_macro_f1', 'bf16')], pairs[('test_macro_f1', other)])
+    speed = pairs[('train_seconds', other)].sum()/pairs[('train_seconds', 'bf16')].sum()
+    v['bf16'] = dict(arch=title(pairs.index.get_level_values('arch')[0]), px=num(pairs.index.get_level_values('size')[0]),
+                     seeds=num(len(pairs)), speedup=f'{speed:.1f}', other=other,
+                     valid_diff=interval(d, lo, hi), test_diff=interval(dt, lot, hit))
+    raw['bf16'] = dict(valid_ci=(d, lo, hi), test_ci=(dt, lot, hit), speedup=speed)
+
+def budget(v, raw, frames, lay, p):
+    "What the study's runs cost: training (and feature) minutes per suite, each run counted once, as the records measured them"
+    seen, minutes = set(), {}
+    for name, f in frames.items():
+        for r in (f.record if len(f) else []):
+            if r.key in seen or r.reused_from: continue
+            seen.add(r.key); minutes[name] = minutes.get(name, 0) + (r.train_seconds + (r.feature_seconds or 0))/60
+    if not minutes: return
+    raw['budget_hours'] = sum(minutes.values())/60
+    v['budget'] = dict(hours=num(raw['budget_hours'], 1), runs=num(len(seen)),
+                       per_suite=[f'{n} {m:.1f} min' if m < 10 else f'{n} {m:.0f} min' for n, m in minutes.items()])
+
+SECTIONS = (backbones, seeds, hyper, precision, budget)  # in the order the report gathers them, after the suites
+
+@claim('bf16-within-noise', 'bf16 trained faster, and the paired 95 % intervals of its validation and test macro-F1 difference to the other precision contain zero', 'paired 95 % t-interval')
+def _(r):
+    b = r['bf16']
+    return b['speedup'] > 1 and all(lo <= 0 <= hi for _, lo, hi in (b['valid_ci'], b['test_ci'])), f"validation {interval(*b['valid_ci'])}, test {interval(*b['test_ci'])}"
