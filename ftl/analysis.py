@@ -204,7 +204,7 @@ def analyse(model_path, record, out_dir, figs_dir, n_errors=12, probe_arch=None,
                    ordinal=ordinal_errors(record.test['confusion'], record.test['classes']), rules=RULES)
     (out/'summary.json').write_text(json.dumps(summary, indent=1))
     error_gallery(interp, errors, figs/'error_gallery', title=f'Misclassified test cells by failure category ({title})')
-    interp.plot_top_losses(9, figsize=(9, 9))
+    interp.plot_top_losses(min(9, len(interp.losses)), figsize=(9, 9))
     import matplotlib.pyplot as plt
     figures.save(plt.gcf(), figs/'top_losses')
     return dict(record=record, errors=errors, interp=interp, reloaded_accuracy=acc, summary=summary)

@@ -1,5 +1,5 @@
 "The whole study on a dataset that is not ELPV: `--suite all --preset tiny` on a small class-folder dataset, to its own PDF"
-import re, subprocess, sys
+import os, re, subprocess, sys
 from pathlib import Path
 import numpy as np, pytest
 from PIL import Image, ImageDraw
@@ -7,6 +7,7 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ['circle', 'square', 'cross', 'blank']
 ELPV_WORDS = ('solar', 'electroluminescence', 'busbar', 'deitsch', 'elpv')
+ENV = {**os.environ, 'OMP_NUM_THREADS': '1'}  # tiny models: one thread is faster than two that wait on each other
 
 def shapes_folder(root: Path, n=16, px=40, seed=0) -> Path:
     "A class-folder dataset of PNG shapes on noise, 4 classes of `n` images, made here (no ELPV anywhere)"
@@ -28,7 +29,7 @@ def tiny_study(tmp_path_factory):
     "`--suite all --preset tiny` on the shapes, run once: (results folder, the command's output)"
     data, results = shapes_folder(tmp_path_factory.mktemp('shapes')), tmp_path_factory.mktemp('study')
     out = subprocess.run([sys.executable, 'experiments.py', '--suite', 'all', '--preset', 'tiny', '--dataset', f'folder:{data}',
-                          '--results', str(results), '--arch', 'mobilenetv2'], cwd=ROOT, capture_output=True, text=True)
+                          '--results', str(results), '--arch', 'mobilenetv2'], cwd=ROOT, capture_output=True, text=True, env=ENV)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return results, out.stdout
 
@@ -49,5 +50,5 @@ def test_a_rerun_of_the_whole_study_trains_nothing(tiny_study):
     results, _ = tiny_study
     data = next(p for p in results.parent.iterdir() if p.name.startswith('shapes'))
     out = subprocess.run([sys.executable, 'experiments.py', '--suite', 'data-efficiency', '--preset', 'tiny', '--dataset',
-                          f'folder:{data}', '--results', str(results), '--arch', 'mobilenetv2'], cwd=ROOT, capture_output=True, text=True)
+                          f'folder:{data}', '--results', str(results), '--arch', 'mobilenetv2'], cwd=ROOT, capture_output=True, text=True, env=ENV)
     assert out.returncode == 0 and re.search(r'suite data-efficiency: \d+ runs, 0 to train', out.stdout), out.stdout[-2000:]
