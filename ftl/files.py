@@ -1,9 +1,10 @@
-"Files: ftl's cache folder, and writes that readers never see half done"
+"Files: ftl's cache folder, and writes that readers never see half done, with the modes the process umask gives"
 from __future__ import annotations
-import os, tempfile
+import os, shutil, tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ['cache_dir', 'write_atomic']
+__all__ = ['cache_dir', 'write_atomic', 'atomic_dir', 'umask']
 
 def cache_dir(*sub) -> Path:
     "ftl's cache folder (`$FTL_CACHE`, default `~/.cache/ftl`), created on demand"
@@ -11,11 +12,35 @@ def cache_dir(*sub) -> Path:
     p.mkdir(parents=True, exist_ok=True)
     return p
 
+def umask() -> int:
+    "The process umask, read without changing it where Linux tells it (`/proc/self/status`), else set and restored"
+    try: return int(next(l for l in Path('/proc/self/status').read_text().splitlines() if l.startswith('Umask:')).split()[1], 8)
+    except (OSError, StopIteration, ValueError, IndexError):
+        old = os.umask(0o022); os.umask(old); return old
+
 def write_atomic(path, write) -> Path:
     "Call `write(tmp_path)`, then rename the temporary file (same folder, same suffix) to `path`: readers never see half a file"
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.tmp-', suffix=path.suffix); os.close(fd)
-    try: write(Path(tmp)); os.replace(tmp, path)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600: a results folder shared by a cluster must stay readable
+        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
     return path
+
+@contextmanager
+def atomic_dir(path):
+    "Yield a temporary folder beside `path`, renamed to `path` when the block ends cleanly, removed when it raises"
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f'.tmp-{path.name}-'))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~umask())
+        try: os.rename(tmp, path)
+        except OSError:  # another process finished the same folder first: theirs is as good
+            if not path.is_dir(): raise
+            shutil.rmtree(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True); raise

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from .errors import ResultsError
 from .files import write_atomic
+from .metrics import METRICS, PRIMARY
 
 __all__ = ['SCHEMA_VERSION', 'Record', 'CorruptRecord', 'record_path', 'save_record', 'load_record', 'read_records',
            'find_twin', 'set_aside', 'check_writable', 'cell_key', 'records_frame', 'write_atomic']
@@ -35,6 +36,7 @@ class Record:
     params: int
     env: dict
     test_tta: dict | None = None          # test metrics with test-time augmentation (config tta)
+    predictions: dict | None = field(default=None, metadata=dict(optional=True))  # {'valid'|'test': {'probs': [[per class]], 'targets': [...]}} of the restored model (absent in older records)
     feature_seconds: float | None = None  # cached-feature path: computing or loading the features
     feature_cache_hit: bool | None = None
     reused_from: str | None = None        # suite/file of the identical config this record was copied from
@@ -46,7 +48,10 @@ class Record:
     @property
     def best(self) -> dict: return self.history[self.best_epoch - 1]
 
-    def to_dict(self) -> dict: return {f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get('stored', True)}
+    def to_dict(self) -> dict:
+        "The stored fields (an optional field only when set, so older records round-trip unchanged)"
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get('stored', True)
+                and not (f.metadata.get('optional') and getattr(self, f.name) is None)}
 
     @classmethod
     def from_dict(cls, d: dict, **where) -> 'Record':
@@ -64,7 +69,10 @@ class Record:
         cm = np.array(self.test['confusion'])
         if cm.sum() != self.n_test or self.test['classes'] != self.vocab: errs.append('test confusion or classes inconsistent')
         if self.n_train != sum(self.n_train_per_class.values()): errs.append('n_train != sum of n_train_per_class')
-        if not all({'train_loss', 'valid_loss', 'accuracy', 'macro_f1', 'lr', 'stage'} <= set(e) for e in self.history): errs.append('history fields')
+        if not all({'train_loss', 'valid_loss', PRIMARY, 'lr', 'stage'} <= set(e) for e in self.history): errs.append('history fields')
+        for split, n in (('valid', self.n_valid), ('test', self.n_test)):
+            pr = (self.predictions or {}).get(split)
+            if pr and (len(pr['probs']) != n or len(pr['targets']) != n): errs.append(f'{split} predictions are not one per image')
         if errs: raise ValueError(f"invalid record {self.key}: {'; '.join(errs)}")
         return self
 
@@ -134,9 +142,8 @@ def records_frame(records) -> pd.DataFrame:
     rows = [{**r.config, 'suite': r.suite, 'key': r.key, 'init': 'pretrained' if r.config['pretrained'] else 'scratch',
              'family': r.arch['family'], 'pretraining': r.arch['pretraining'], 'n_train': r.n_train,
              'n_min_class': min(r.n_train_per_class.values()), 'best_epoch': r.best_epoch, 'epochs_run': len(r.history),
-             'epochs_max': r.hyperparams['epochs_max'], 'valid_loss': r.best['valid_loss'], 'valid_accuracy': r.best['accuracy'],
-             'valid_macro_f1': r.best['macro_f1'], 'test_accuracy': r.test['accuracy'], 'test_macro_f1': r.test['macro_f1'],
-             'tta_accuracy': (r.test_tta or {}).get('accuracy', np.nan), 'tta_macro_f1': (r.test_tta or {}).get('macro_f1', np.nan),
+             'epochs_max': r.hyperparams['epochs_max'], 'valid_loss': r.best['valid_loss'],
+             **{f'{split}_{m}': scores.get(m, np.nan) for split, scores in (('valid', r.best), ('test', r.test), ('tta', r.test_tta or {})) for m in METRICS},
              'train_seconds': r.train_seconds, 'params': r.params, 'train_path': r.train_path, **_signals(r), 'record': r}
             for r in records]
     return pd.DataFrame(rows)

@@ -94,7 +94,7 @@ def data_values(source, card, raw) -> dict:
     raw['ordered'] = c['ordered']
     cols = {'class': lambda k: k, **{s: (lambda k, s=s: num(split_counts[s][k])) for s in split_counts}, 'all': lambda k: num(counts[k])}
     rows = [[f(k) for f in cols.values()] for k in source.classes]
-    return dict(n=num(len(source.labels)), classes=list(source.classes), counts={k: num(x) for k, x in counts.items()},
+    return dict(name=source.name, n=num(len(source.labels)), classes=list(source.classes), counts={k: num(x) for k, x in counts.items()},
                 split={s: num(sum(x.values())) for s, x in split_counts.items()},
                 per_split={s: {k: num(x) for k, x in cs.items()} for s, cs in split_counts.items()},
                 valid_counts={k: num(x) for k, x in split_counts['valid'].items()},
@@ -129,11 +129,12 @@ def published(v, raw, frames):
     "The card's published figures, each beside the study's own number on the same task with a 95 % binomial interval at the test size"
     card = v['data']['card']
     if not card['published']: return
-    tasks = {t['name'].lower(): frozenset(t['rule']) for t in card['tasks']}
+    own_name = v['data']['name'].lower()  # a figure's task: the dataset's own ('' or its name) or a card task ('defective', 'elpv-defective')
+    tasks = {**{t['name'].lower(): frozenset(t['rule']) for t in card['tasks']}, **{f"{own_name}-{t['name'].lower()}": frozenset(t['rule']) for t in card['tasks']}}
     own, rows = _own(frames, v), []
     for e in card['published']:
         task = str(e.get('task', '')).strip()
-        key = tasks.get(task.lower(), frozenset(v['data']['classes']) if task.lower() in ('', 'classes', 'all classes') else None)
+        key = tasks.get(task.lower(), frozenset(v['data']['classes']) if task.lower() in ('', 'classes', 'all classes', own_name) else None)
         metric = METRICS.get(re.sub(r'[^a-z0-9]', '', str(e.get('metric', '')).lower()))
         o = own.get(key) if key is not None else None
         row = dict(ref=e['ref'], task=task or 'all classes', split=str(e.get('split', '')), metric=str(e.get('metric', '')), model=str(e.get('model', '')),

@@ -11,6 +11,7 @@ from .train import run_config
 from .records import (Record, CorruptRecord, record_path, save_record, load_record, read_records, find_twin, set_aside,
                       check_writable, records_frame)
 from . import tables
+from .metrics import METRICS
 
 __all__ = ['Layout', 'REPORTED_PRESET', 'Study', 'Suite', 'SUITES', 'register', 'run_suite', 'sequential', 'pending_configs',
            'suite_records', 'complete_records', 'write_outputs', 'run']
@@ -70,14 +71,18 @@ class Suite:
     study: Callable | None = None     # Study -> None
     export: bool = False              # keep each end-to-end run's learner (models/<key>.pkl) for the analysis
     values: Callable | None = None    # (v, raw, frames, layout, preset) -> None: what its report section prints, and its claims' inputs
+    order: float = 0                  # its place in the study: a suite runs (and its section stands) after those it reads
     title: str = ''                   # its section's heading in the report (report/sections/<name>.typ places it)
 
-SUITES: dict = {}  # name -> Suite, in the order the modules of ftl.studies register them: the study's order
+SUITES: dict = {}  # name -> Suite, sorted by `order`: the study's order, which `--suite all` runs and the report reads
 
-def register(name, kind='configs', **kw):
-    "Decorator: register the function as suite `name`'s configs (or, with kind='study', as its study); its docstring is the help"
+def register(name, kind='configs', order=0, **kw):
+    """Decorator: register the function as suite `name`'s configs (or, with kind='study', as its study) at place `order`
+    in the study; its docstring is the help"""
     def deco(fn):
-        SUITES[name] = Suite(name, ' '.join(fn.__doc__.split()), **{kind: fn}, **kw)
+        SUITES[name] = Suite(name, ' '.join(fn.__doc__.split()), **{kind: fn}, order=order, **kw)
+        ranked = sorted(SUITES.values(), key=lambda s: s.order)
+        SUITES.clear(); SUITES.update((s.name, s) for s in ranked)
         return fn
     return deco
 
@@ -87,8 +92,8 @@ def sequential(configs, models, done):
 
 def summary_line(rec: Record, how: str):
     "One line per finished, skipped or reused run"
-    print(f"{how:5s} {rec.key}: test acc {rec.test['accuracy']:.3f} macro-F1 {rec.test['macro_f1']:.3f} "
-          f"best epoch {rec.best_epoch}/{len(rec.history)} {rec.train_seconds:.0f}s", flush=True)
+    print(f"{how:5s} {rec.key}: test " + ' '.join(f"{m.label} {rec.test[m.name]:.3f}" for m in METRICS.values() if m.name in rec.test)
+          + f" best epoch {rec.best_epoch}/{len(rec.history)} {rec.train_seconds:.0f}s", flush=True)
 
 def pending_configs(suite: Suite, configs, results, report=summary_line) -> list:
     "The configs of `suite` without a record; identical configs of other suites are copied, corrupt records set aside"

@@ -3,11 +3,12 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np, pandas as pd
 from .records import cell_key
+from .metrics import PRIMARY, columns
 
 __all__ = ['METRICS', 'seed_summary', 'architecture_table', 'one_se_choice', 'grid_hours', 'grid_candidates', 'domain_gap_table', 'in_order', 'strategy_table', 'EFFICIENCY_ARMS', 'efficiency_arms', 'efficiency_table', 'paired_diff',
            'precision_pairs', 'crossing_fraction', 'crossing', 'hyperparameter_table', 'selection_table', 'formatted', 'write_table']
 
-METRICS = ('test_accuracy', 'test_macro_f1', 'valid_macro_f1')
+METRICS = (*columns('test'), f'valid_{PRIMARY}')  # what a seed summary averages, from the metric registry
 
 def seed_summary(df: pd.DataFrame, by: list, metrics=METRICS) -> pd.DataFrame:
     "Per group of `by`: runs (seeds), mean and std of each metric, and mean epochs, signals and minutes"
@@ -34,7 +35,7 @@ def strategy_table(df: pd.DataFrame, order: dict | None = None) -> pd.DataFrame:
     out = seed_summary(df, ['arch', 'strategy', 'augment', 'size'])
     return in_order(out, order) if order else out
 
-def one_se_choice(df: pd.DataFrame, by='arch', metric='valid_macro_f1') -> str:
+def one_se_choice(df: pd.DataFrame, by='arch', metric=f'valid_{PRIMARY}') -> str:
     """The one-standard-error rule: the smallest group (fewest parameters) whose mean `metric` is within one standard error
     (over seeds) of the best mean; with one seed per group, simply the best"""
     g = df.groupby(by).agg(m=(metric, 'mean'), se=(metric, 'sem'), params=('params', 'first'))
@@ -85,12 +86,12 @@ def efficiency_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per arm and fraction: images, budget, metrics over seeds, and the gain over the arm's reference with a 95 % paired
     interval (fine-tuned - scratch; frozen probe - fine-tuned, i.e. what freezing costs)"""
     df = efficiency_arms(df)
-    out = seed_summary(df, ['fraction', 'init', 'strategy', 'lr', 'epochs', 'patience'], ('test_accuracy', 'test_macro_f1'))
+    out = seed_summary(df, ['fraction', 'init', 'strategy', 'lr', 'epochs', 'patience'], columns('test'))
     n = df.groupby(['fraction', 'init']).agg(n_train=('n_train', 'first'), n_min_class=('n_min_class', 'first'))
     out = out.merge(n.reset_index(), on=['fraction', 'init'])
     out['reference'] = out.init.map(EFFICIENCY_ARMS)
     runs = lambda f, arm, m: df[(df.fraction == f) & (df.init == arm)].set_index('seed')[m]
-    for m in ('test_accuracy', 'test_macro_f1'):
+    for m in columns('test'):
         diffs = [paired_diff(runs(f, i, m), runs(f, ref, m)) if ref else (np.nan,)*3 for f, i, ref in zip(out.fraction, out.init, out.reference)]
         for j, s in enumerate(('', '_lo95', '_hi95')): out[f'{m}_diff{s}'] = [d[j] for d in diffs]
     order = {a: i for i, a in enumerate(EFFICIENCY_ARMS)}

@@ -6,8 +6,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np, torch, fastai, timm, sklearn
-from fastai.vision.all import EarlyStoppingCallback, SaveModelCallback, MixUp, CrossEntropyLossFlat, accuracy, skm_to_fastai, set_seed, default_device
-from sklearn.metrics import f1_score
+from fastai.vision.all import EarlyStoppingCallback, SaveModelCallback, MixUp, CrossEntropyLossFlat, set_seed, default_device
+from .metrics import fastai_metrics
 from .data import load_source, make_dls, labelled_test_dl, subset_indices, dataset_id
 from .config import Config, PRESETS, MONITORS, PRECISIONS, preset_config, grid_runs, strategy_order
 from .callbacks import History, PlainTensors, CPUBFloat16, mixed_precision
@@ -21,11 +21,9 @@ __all__ = ['prepare', 'build_learner', 'train', 'run', 'run_config', 'export']
 
 def prepare(cfg: Config):
     "Decode the dataset and convert the packaged weights into the cache (nothing random happens here): a cold cache == a warm one"
-    source = load_source(cfg.dataset, cfg.size)
+    source = load_source(cfg.dataset, cfg.size, cfg.skip_bad_images)
     if cfg.pretrained and get_arch(cfg.arch).weights.startswith('package:'): weights_file(cfg.arch)
     return source
-
-def _metrics(): return [accuracy, skm_to_fastai(f1_score, average='macro', name='macro_f1')]
 
 def _class_weights(source, train_idx) -> torch.Tensor:
     "Inverse class frequency of the training subset, scaled to mean 1 (sklearn's 'balanced')"
@@ -34,13 +32,13 @@ def _class_weights(source, train_idx) -> torch.Tensor:
 
 def build_learner(cfg: Config, source=None, device=None):
     "The `Learner` of `cfg` (and its source): stratified subset DataLoaders, explicit normalisation, metrics, loss"
-    source = source or load_source(cfg.dataset, cfg.size)
+    source = source or load_source(cfg.dataset, cfg.size, cfg.skip_bad_images)
     stats = norm_stats(cfg.arch)  # the scratch arm uses its pretrained twin's statistics too
     dls = make_dls(source, cfg.fraction, cfg.seed, cfg.bs, stats, augmentations(cfg.augment), device=device)
     train_idx = subset_indices(source.labels, source.idx('train'), cfg.fraction, cfg.seed, source.classes)
     weight = _class_weights(source, train_idx) if cfg.class_weights else None
     learn = create_learner(dls, cfg.arch, pretrained=cfg.pretrained, size=cfg.size, head=cfg.head, cbs=[PlainTensors()],
-                           metrics=_metrics(), loss_func=CrossEntropyLossFlat(weight=weight))
+                           metrics=fastai_metrics(), loss_func=CrossEntropyLossFlat(weight=weight))
     learn.recorder.train_metrics = False
     return learn, source
 
@@ -50,7 +48,7 @@ def _probe_learner(cfg, source, train_idx, device):
     feats, hit = cached_features(cfg.arch, weights_id(cfg.arch), cfg.size, source, lambda: build_learner(cfg, source, device)[0])
     set_seed(cfg.seed, reproducible=True)  # the head's init and the batch order do not depend on the cache's state
     weight = _class_weights(source, train_idx) if cfg.class_weights else None
-    learn, tdl = feature_learner(feats, source, train_idx, cfg.bs, _metrics(), device, loss_func=CrossEntropyLossFlat(weight=weight))
+    learn, tdl = feature_learner(feats, source, train_idx, cfg.bs, fastai_metrics(), device, loss_func=CrossEntropyLossFlat(weight=weight))
     return learn, tdl, dict(feature_seconds=time.time() - start, feature_cache_hit=hit)
 
 def _callbacks(cfg, history):
@@ -87,14 +85,21 @@ def _hyperparams(cfg, learn, history, precision) -> dict:
 
 TTA_AUGMENT = 'dihedral'  # test-time augmentation for a model trained without any: a cell has no canonical orientation
 
+def predictions(learn, dl) -> dict:
+    "The restored model's class probabilities (rounded to 5 decimals) and the targets of `dl`, in the split's order"
+    probs, targs = learn.get_preds(dl=dl)
+    return dict(probs=np.round(probs.float().numpy(), 5).tolist(), targets=targs.numpy().astype(int).tolist())
+
 def _evaluate(learn, tdl, classes, tta_dl=None) -> tuple:
-    "Test metrics of the restored model, and with fastai's test-time augmentation over `tta_dl` when given"
-    preds, targs = learn.get_preds(dl=tdl)
-    plain = test_metrics(targs.numpy(), preds.argmax(1).numpy(), classes)
-    if tta_dl is None: return plain, None
+    """Test metrics of the restored model (and with fastai's test-time augmentation over `tta_dl` when given), and its
+    validation and test predictions, from which ensembles and derived tasks are scored without the model"""
+    preds = dict(valid=predictions(learn, learn.dls.valid), test=predictions(learn, tdl))
+    y, p = (np.array(preds['test'][k]) for k in ('targets', 'probs'))
+    plain = test_metrics(y, p.argmax(1), classes)
+    if tta_dl is None: return plain, None, preds
     tpreds, ttargs = learn.tta(dl=tta_dl)
-    if not (ttargs == targs).all(): raise RuntimeError('test-time augmentation changed the order of the test images')
-    return plain, test_metrics(ttargs.numpy(), tpreds.argmax(1).numpy(), classes)
+    if not (ttargs.numpy() == y).all(): raise RuntimeError('test-time augmentation changed the order of the test images')
+    return plain, test_metrics(y, tpreds.argmax(1).numpy(), classes), preds
 
 def _tta_dl(cfg, source, tdl):
     "The test DataLoader whose training-mode transforms fastai's `tta` applies: the run's augmentation, else TTA_AUGMENT"
@@ -124,13 +129,13 @@ def train(cfg: Config, device=None) -> tuple:
         with learn.no_bar() if not sys.stdout.isatty() else nullcontext():  # logs get one line per epoch, not a bar per batch
             fit(learn, cfg, _callbacks(cfg, history))
         train_seconds = time.time() - start
-    test, test_tta = _evaluate(learn, tdl, list(source.classes), _tta_dl(cfg, source, tdl) if cfg.tta and not probe else None)
+    test, test_tta, preds = _evaluate(learn, tdl, list(source.classes), _tta_dl(cfg, source, tdl) if cfg.tta and not probe else None)
     counts = np.bincount(source.labels[train_idx], minlength=len(source.classes))
     record = Record(version=SCHEMA_VERSION, key=cfg.key(), config=asdict(cfg), vocab=list(source.classes),
                     data_id=dataset_id(cfg.dataset), n_train=len(train_idx), n_train_per_class=dict(zip(source.classes, counts.tolist())),
                     n_valid=len(source.idx('valid')), n_test=len(source.idx('test')),
                     normalization=dict(zip(('mean', 'std'), map(list, norm_stats(cfg.arch)))), history=history.epochs,
-                    best_epoch=_best_epoch(cfg, history), test=test, test_tta=test_tta, hyperparams=_hyperparams(cfg, learn, history, precision),
+                    best_epoch=_best_epoch(cfg, history), test=test, test_tta=test_tta, predictions=preds, hyperparams=_hyperparams(cfg, learn, history, precision),
                     train_path='cached-features' if probe else 'end-to-end', train_seconds=train_seconds, **extra,
                     arch=asdict(get_arch(cfg.arch)), params=sum(p.numel() for p in learn.model.parameters()), env=_env(device))
     return learn, record.validate()

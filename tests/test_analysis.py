@@ -67,10 +67,11 @@ def test_analysis_suite_reloads_the_exported_learner_and_categorises(tmp_path):
     from ftl.records import read_records
     study = Study(dataset='synthetic', arch='mobilenetv2', results=str(tmp_path/'results'),
                   fixed=dict(size=32, epochs=1, bs=16, strategy='full-finetune', seed=0))
-    SUITES['architectures'].configs  # the analysis picks the best of architectures and strategies by validation
     from ftl.studies import run_suite
     run_suite(SUITES['architectures'], study)
-    rec = read_records(tmp_path/'results'/'architectures')[0]
+    recs = read_records(tmp_path/'results'/'architectures')
+    assert [r.key for r in recs] == [c.key() for c in SUITES['architectures'].configs(study)]  # the candidates: one run here
+    rec = recs[0]
     assert (study.layout.models/f'{rec.key}.pkl').exists()  # the suite kept its learner
     SUITES['analysis'].study(study)
     out = tmp_path/'results'/'analysis'

@@ -73,7 +73,7 @@ def test_medmnist_reads_local_npz_and_explains_a_missing_one(tmp_path, monkeypat
     assert len(src.classes) == 9 and (src.split == 'valid').sum() == 10 and (src.split == 'test').sum() == 12
     assert load_source('medmnist:pathmnist', 16).images.shape == (52, 16, 16, 3)
     def offline(*a): raise OSError('no network')
-    monkeypatch.setattr('ftl.data._download_medmnist', offline)
+    monkeypatch.setattr('ftl.datasets._download_medmnist', offline)
     with pytest.raises(FileNotFoundError, match=r'dermamnist\.npz.*MEDMNIST_ROOT'): load_source('medmnist:dermamnist', 28)
 
 def test_unknown_dataset_is_a_clear_error():
@@ -137,7 +137,7 @@ def test_damaged_images_are_named_before_training_and_skipped_only_on_request(tm
     (root/'cats'/'truncated.png').write_bytes(data[:len(data)//2])
     (root/'dogs'/'empty.png').write_bytes(b'')
     with pytest.raises(DataError, match=r"2 unreadable image.*(truncated|empty)\.png.*--skip-bad-images"): load_source(f'folder:{root}', 16)
-    src = load_source(f'folder:{root}?skip-bad', 16)
+    src = load_source(f'folder:{root}', 16, skip_bad=True)
     assert len(src.labels) == 20 and not any('truncated' in i or 'empty' in i for i in src.info['ids'])
 
 def test_tiny_and_empty_classes_and_missing_splits_are_clear_errors(tmp_path):

@@ -65,7 +65,7 @@ def _architectures_outputs(study, df):
     figures.training_curves(sorted(df.record, key=lambda r: (r.config['arch'], r.config['seed'])), _title,
                             lay.figures/'curves_architectures', 'Architectures: fine-tune, 100 % data', ncols=3)
 
-@register('architectures', export=True, outputs=_architectures_outputs, values=values, title='Which backbone')
+@register('architectures', export=True, outputs=_architectures_outputs, values=values, title='Which backbone', order=10)
 def architectures(study: Study) -> list:
     "Which pretrained backbone: every architecture of the active set (offline packaged weights, or --online the hub), fine-tune"
     archs = [study.arch] if study.arch else [a.name for a in (ONLINE if study.online else OFFLINE)]

@@ -4,7 +4,7 @@ import pandas as pd
 from ..models import OFFLINE
 from ..runner import Study, register
 from ..prose import num, table, title
-from .headline import HEADLINE
+from .headline import settings as headline_settings
 
 
 def values(v, raw, frames, lay, p):
@@ -19,10 +19,10 @@ def values(v, raw, frames, lay, p):
                                'images/s, batch': lambda x: f'{x.throughput_img_s:.0f}, {x.throughput_bs}', 'threads': lambda x: num(x.threads)})
     v['gpu_measured'] = bool((b.device != 'cpu').any())
 
-@register('benchmark', kind='study', values=values, title='Inference cost')
+@register('benchmark', kind='study', values=values, title='Inference cost', order=80)
 def benchmark(study: Study):
     "What each architecture costs to run at the preset's and the headline's size: parameters, MB, batch-1 latency and throughput"
     from ..benchmark import benchmark_study
     archs = [study.arch] if study.arch else [a.name for a in OFFLINE]
-    sizes = tuple(sorted({study.config().size, HEADLINE['size']}))
+    sizes = tuple(sorted({study.config().size, headline_settings(study.preset)['size']}))
     print(benchmark_study(study.layout.results/'benchmark', archs, sizes).to_string(index=False))

@@ -64,6 +64,7 @@ def budget_factor(fraction, min_share=0.25) -> float:
     return max(1.0, min_share/fraction)
 
 DATA_EFFICIENCY = dict(seeds=(0, 1, 2), scratch_lr=1e-2, scratch_epochs_factor=1.5)
+SETTINGS = {'tiny': dict(seeds=(0,))}  # per preset: a first look trains one seed per cell
 
 def _data_efficiency_outputs(study, df):
     lay = study.layout
@@ -75,7 +76,7 @@ def _data_efficiency_outputs(study, df):
     figures.efficiency_plot(tab, path=lay.figures/'data_efficiency', baseline=cross['majority_baseline'],
                             title=f"{get_arch(df.arch.iloc[0]).title} on {df.dataset.iloc[0]}: fine-tuned, frozen probe and from scratch")
 
-@register('data-efficiency', outputs=_data_efficiency_outputs, values=values, title='How much labelled data')
+@register('data-efficiency', outputs=_data_efficiency_outputs, values=values, title='How much labelled data', order=60)
 def data_efficiency(study: Study) -> list:
     """How much labelled data: pretrained (fine-tune), a frozen-feature probe and from scratch at nested stratified fractions, 3 seeds.
     Small fractions get more epochs so that every run has at least a quarter of the full-data steps. Every arm trains its
@@ -87,7 +88,7 @@ def data_efficiency(study: Study) -> list:
         return [dict(pretrained=True, strategy='fine-tune', epochs=pt, patience=pt),
                 dict(pretrained=True, strategy='feature-extraction', augment='none', epochs=pt, patience=pt),  # when is freezing enough?
                 dict(pretrained=False, strategy='full-finetune', lr=DATA_EFFICIENCY['scratch_lr'], epochs=sc, patience=sc)]
-    seeds = study.seeds if 'seed' in study.fixed else DATA_EFFICIENCY['seeds']
+    seeds = study.seeds if 'seed' in study.fixed else {**DATA_EFFICIENCY, **SETTINGS.get(study.preset, {})}['seeds']
     return [replace(base, **arm, fraction=f, seed=s).validate() for f in FRACTIONS for s in seeds for arm in arms(f)]
 
 def _intervals(d: dict) -> str: return '; '.join(f'{pct(f, 0)} {interval(*x)}' for f, x in sorted(d.items(), reverse=True))

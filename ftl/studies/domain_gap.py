@@ -36,7 +36,7 @@ def _domain_gap_outputs(study, df):
     finetuned = records_frame(suite_records('architectures', study))
     if len(finetuned): tables.write_table(tables.domain_gap_table(df, finetuned), study.layout.tables/'domain_gap_table')
 
-@register('domain-gap', outputs=_domain_gap_outputs, values=values, title='How far the domain is from the pretraining data')
+@register('domain-gap', outputs=_domain_gap_outputs, values=values, title='How far the domain is from the pretraining data', order=20)
 def domain_gap(study: Study) -> list:
     "How far the domain is from each backbone's pretraining: a linear probe on its frozen features (no augmentation), every seed"
     return [replace(c, strategy='feature-extraction', augment='none', precision=Config.precision).validate()  # features are cached in fp32

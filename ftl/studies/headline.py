@@ -2,10 +2,11 @@
 from __future__ import annotations
 import inspect
 from dataclasses import replace
-import pandas as pd
+import numpy as np, pandas as pd
+from ..metrics import METRICS, scores, columns
+from ..datasets import load_card, tasks_of
 from ..models import get_arch
 from ..config import Config
-from ..data import derived_datasets
 from ..errors import UserError
 from ..runner import Study, register, suite_records
 from ..choices import best_record
@@ -52,23 +53,59 @@ def tta_words(aug: dict) -> dict:
     d = {k: p.default for k, p in inspect.signature(Learner.tta).parameters.items()}
     return dict(views=num(d['n']), augmentation=aug['description'], weight=num(1 - d['beta'], 2), plain=num(d['beta'], 2))
 
-HEADLINE = dict(size=224, tta=True)  # trained on the dataset and on every task derived from its labels (data.derived_datasets)
+HEADLINE = dict(size=224, tta=True)  # full resolution for the backbones' pretraining; every seed of the preset
+SETTINGS = {'tiny': dict(size=48)}
+
+def settings(preset: str) -> dict: return {**HEADLINE, **SETTINGS.get(preset, {})}
+
+def regroup(probs: np.ndarray, targets: np.ndarray, vocab: list, rule: dict) -> tuple:
+    "Probabilities and targets of a derived task: each new class's probability is the sum of its classes' (`rule`)"
+    groups = [[vocab.index(c) for c in cs] for cs in rule.values()]
+    new = np.zeros(len(vocab), int)
+    for j, g in enumerate(groups): new[g] = j
+    return np.stack([probs[:, g].sum(1) for g in groups], 1), new[targets]
+
+def _scores(probs, targets, split) -> dict:
+    return {f'{split}_{k}': x for k, x in scores(targets, probs.argmax(1), np.arange(probs.shape[1])).items()}
+
+def headline_scores(df: pd.DataFrame, tasks: list) -> pd.DataFrame:
+    """Per task (the dataset's own, then each derived task of its card, scored from the same models' probabilities): every
+    seed's validation and test scores, and the ensemble's (mean of the seeds' probabilities) where every seed kept them"""
+    rows = []
+    for task in [None, *tasks]:
+        runs = []
+        for r in df.sort_values('seed').record:
+            preds = {sp: (np.array(r.predictions[sp]['probs']), np.array(r.predictions[sp]['targets'])) for sp in ('valid', 'test')} if r.predictions else None
+            if preds and task: preds = {sp: regroup(*pt, r.vocab, task.rule) for sp, pt in preds.items()}
+            if preds: runs.append(preds)
+            own = {f'{sp}_{m}': x[m] for sp, x in (('valid', r.best), ('test', r.test), ('tta', r.test_tta or {})) for m in METRICS if m in x}
+            row = {k: v for sp, pt in (preds or {}).items() for k, v in _scores(*pt, sp).items()} if task else own
+            if row or not task: rows.append(dict(task=task.name if task else '', run=f"seed {r.config['seed']}", seed=r.config['seed'], **row))
+        if len(runs) == len(df) > 1:
+            mean = {sp: (np.mean([p[sp][0] for p in runs], 0), runs[0][sp][1]) for sp in ('valid', 'test')}
+            rows.append(dict(task=task.name if task else '', run='ensemble', seed=-1, **{k: v for sp, pt in mean.items() for k, v in _scores(*pt, sp).items()}))
+    return pd.DataFrame(rows)
+
+def _card_tasks(dataset: str) -> list:
+    "The derived tasks the dataset's card defines (none without a card)"
+    card = load_card(dataset)
+    return [card.task(n.rsplit('#', 1)[-1].removeprefix(f'{dataset}-')) for n in tasks_of(dataset)]
 
 def _headline_outputs(study, df):
-    cols = ['dataset', 'arch', 'strategy', 'augment', 'class_weights', 'size', 'epochs', 'valid_accuracy', 'valid_macro_f1',
-            'test_accuracy', 'test_macro_f1', 'tta_accuracy', 'tta_macro_f1', 'train_seconds']
+    cols = ['dataset', 'arch', 'strategy', 'augment', 'class_weights', 'size', 'epochs', 'seed', *columns('valid'), *columns('test'),
+            *columns('tta'), 'train_seconds']
     tables.write_table(df[cols], study.layout.tables/'headline_table')
+    tables.write_table(headline_scores(df, _card_tasks(study.dataset)), study.layout.tables/'headline_scores')
 
-@register('headline', export=True, outputs=_headline_outputs, values=values, title='The headline models')
+@register('headline', export=True, outputs=_headline_outputs, values=values, title='The headline models', order=70)
 def headline(study: Study) -> list:
-    """The headline model: the best cell on validation (architectures, strategies, imbalance: a backbone too costly for the
-    grids can still win), trained once more at the headline size on the dataset and on each task derived from its labels,
-    tested with and without TTA"""
+    """The headline model: the best cell on validation among architectures, strategies and imbalance (a backbone too costly
+    for the grids can still win), trained at full resolution once per seed of the preset; tested alone, with TTA and as an
+    ensemble; the derived tasks of the dataset's card scored from its probabilities"""
     if not suite_records('strategies', study): raise UserError(f"No strategies records for preset {study.preset!r}: run --suite strategies first")
     best = best_record(study, suites=('architectures', 'strategies', 'imbalance'))
-    m = get_arch(best.config['arch']).size_multiple
-    return [replace(Config(**best.config), dataset=d, size=int(round(HEADLINE['size']/m))*m, tta=HEADLINE['tta'], seed=0).validate()
-            for d in (study.dataset, *derived_datasets(study.dataset))]
+    m, size = get_arch(best.config['arch']).size_multiple, settings(study.preset)['size']
+    return [replace(Config(**best.config), size=int(round(size/m))*m, tta=settings(study.preset)['tta'], seed=s).validate() for s in study.seeds]
 
 @claim('tta-helps-none', 'test-time augmentation raises the test macro-F1 of no headline model', 'one run per task: no test')
 def _(r): return all(g <= 0 for g in r['tta_gain'].values()), 'one run per task: no test of seed noise'

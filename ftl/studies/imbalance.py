@@ -29,7 +29,7 @@ def values(v, raw, frames, lay, p):
 def _imbalance_outputs(study, df):
     tables.write_table(tables.seed_summary(df, ['arch', 'strategy', 'augment', 'class_weights', 'size']), study.layout.tables/'imbalance_table')
 
-@register('imbalance', outputs=_imbalance_outputs, values=values, title='Class imbalance')
+@register('imbalance', outputs=_imbalance_outputs, values=values, title='Class imbalance', order=40)
 def imbalance(study: Study) -> list:
     "Class imbalance: the best strategies configuration (by validation) with and without a class-weighted loss, every seed"
     best = best_record(study, suites=('strategies',))

@@ -7,7 +7,8 @@ from ..errors import UserError
 from ..data import load_source
 from ..records import records_frame
 from ..runner import Study, SUITES, register, suite_records, complete_records
-from ..report import values, build_report, read_card
+from ..report import values, build_report
+from ..datasets import load_card
 from .. import figures
 
 def command(study: Study):
@@ -21,7 +22,7 @@ def _wanted(name, study) -> int:
     try: return len({c.key() for c in SUITES[name].configs(study)})
     except UserError: return 0
 
-@register('report', kind='study')
+@register('report', kind='study', order=100)
 def report(study: Study):
     "The PDF report (at most 10 pages) from the committed records, tables and figures; each comparative sentence picked by its claim's outcome"
     recs = {n: suite_records(n, study) for n, s in SUITES.items() if s.configs}
@@ -30,9 +31,9 @@ def report(study: Study):
     summary = study.layout.tables/'analysis'/'summary.json'  # the analysis is of one finished run, shown once that run is this study's
     mine = {r.key: r for rs in recs.values() for r in rs}
     analysed = mine.get(json.loads(summary.read_text())['model']) if summary.exists() else None
-    source = load_source(study.dataset, 32)
+    source = load_source(study.dataset, 32, study.fixed.get('skip_bad_images', False))
     figures.class_examples(source, study.layout.figures/'class_examples')
-    card = read_card(study.card) if study.card else None  # the dataset's own card, once ftl reads cards, comes in here too
+    card = load_card(study.dataset, study.card, source).as_report()  # the given card, else the dataset's own, else measured only
     v = values(frames, study.layout, source, PRESETS, study.preset, analysed, card=card, status=status, command=command(study))
     held = sum(c['holds'] for c in v['claims'].values())
     print(f"report: {build_report(v, study.layout.figures, study.layout.report)} ({len(v['claims'])} claims decided, {held} hold)")

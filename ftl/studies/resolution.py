@@ -45,7 +45,7 @@ def _resolution_outputs(study, df):
                       lay.figures/'resolution', f"{get_arch(df.arch.iloc[0]).title}, {df.strategy.iloc[0]}, augmentation {df.augment.iloc[0]}: image size",
                       xlabel='image size (px)', right=('train_min', 'training minutes'))
 
-@register('resolution', outputs=_resolution_outputs, values=values, title='Image size')
+@register('resolution', outputs=_resolution_outputs, values=values, title='Image size', order=50)
 def resolution(study: Study) -> list:
     """Which image size: the best recipe so far (by validation; the preset's `from_preset` study's, if it names one) at
     several sizes, one seed, the whole one-cycle schedule"""

@@ -4,7 +4,7 @@ from ..config import Config
 from ..runner import Study, register
 
 
-@register('smoke')
+@register('smoke', order=0)
 def smoke(study: Study) -> list:
     "One real pretrained run on the default dataset (the fields given on the command line apply)"
     return [study.config(arch=study.arch or Config.arch)]

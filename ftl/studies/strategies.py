@@ -66,7 +66,7 @@ def _strategies_outputs(study, df):
     tables.write_table(tables.strategy_table(df), lay.tables/'strategies_table')
     figures.training_curves(list(df.record), _title, lay.figures/'curves_strategies', f"Strategies on {get_arch(main).title}", ncols=5)
 
-@register('strategies', export=True, outputs=_strategies_outputs, values=values, title='Which way of fine-tuning')
+@register('strategies', export=True, outputs=_strategies_outputs, values=values, title='Which way of fine-tuning', order=30)
 def strategies(study: Study) -> list:
     "Which way of fine-tuning: every strategy, augmentation off and on, on the best (or given) architecture at 100 % data"
     arch = study.arch or best_arch(study)
