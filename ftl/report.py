@@ -131,7 +131,7 @@ def published(v, raw, frames):
     if not card['published']: return
     own_name = v['data']['name'].lower()  # a figure's task: the dataset's own ('' or its name) or a card task ('defective', 'elpv-defective')
     tasks = {**{t['name'].lower(): frozenset(t['rule']) for t in card['tasks']}, **{f"{own_name}-{t['name'].lower()}": frozenset(t['rule']) for t in card['tasks']}}
-    own, rows = _own(frames, v), []
+    own, rows = {**_own(frames, v), **raw.get('headline_tasks', {})}, []  # the headline's numbers per task where it ran
     for e in card['published']:
         task = str(e.get('task', '')).strip()
         key = tasks.get(task.lower(), frozenset(v['data']['classes']) if task.lower() in ('', 'classes', 'all classes', own_name) else None)
