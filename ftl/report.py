@@ -37,11 +37,11 @@ def _native_sizes(source) -> Counter:
 
 def _cite(c: dict) -> dict:
     "A card citation with its short form for the text (Smith et al. (2019)) and its authors joined"
-    a = c.get('authors', [])
-    a = [x.strip() for x in (a.split(' and ') if ' and ' in a else a.split(',')) if x.strip()] if isinstance(a, str) else list(a)
+    a = c.get('authors') or []
+    if isinstance(a, str): a = [] if a.startswith('(') else [x.strip() for x in re.split(';| and ' if re.search(';| and ', a) else ',', a) if x.strip()]
     surname = lambda x: x.split(',')[0].strip() if ',' in x else x.split()[-1]
     short = surname(a[0]) + (' et al.' if len(a) > 2 else f' and {surname(a[1])}' if len(a) == 2 else '') if a else c.get('venue') or c.get('key', '')
-    return dict(key=c.get('key', ''), authors=', '.join(a), title=c.get('title', ''), venue=c.get('venue', ''), year=str(c.get('year', '')),
+    return dict(key=c.get('key', ''), authors=('; ' if any(',' in x for x in a) else ', ').join(a), title=c.get('title', ''), venue=c.get('venue', ''), year=str(c.get('year', '')),
                 short=f"{short} ({c.get('year', 'n.d.')})")
 
 def _value(x) -> float:
@@ -129,7 +129,7 @@ def published(v, raw, frames):
     "The card's published figures, each beside the study's own number on the same task with a 95 % binomial interval at the test size"
     card = v['data']['card']
     if not card['published']: return
-    own_name = v['data']['name'].lower()  # a figure's task: the dataset's own ('' or its name) or a card task ('defective', 'elpv-defective')
+    own_name = v['data']['name'].lower()  # a figure's task: the dataset's own ('' or its name) or a card task ('defective', or '<dataset>-defective')
     tasks = {**{t['name'].lower(): frozenset(t['rule']) for t in card['tasks']}, **{f"{own_name}-{t['name'].lower()}": frozenset(t['rule']) for t in card['tasks']}}
     own, rows = {**_own(frames, v), **raw.get('headline_tasks', {})}, []  # the headline's numbers per task where it ran
     for e in card['published']:
