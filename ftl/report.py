@@ -14,7 +14,7 @@ from .evaluate import majority_baseline
 from .prose import num, pct, title, claim, check_claims, wilson, CLAIMS, MONITOR_NAMES
 from . import method
 
-__all__ = ['values', 'card_values', 'read_card', 'build_report', 'repo_url', 'page_count', 'MAX_PAGES', 'TEMPLATE', 'SECTIONS_DIR']
+__all__ = ['values', 'card_values', 'build_report', 'repo_url', 'page_count', 'MAX_PAGES', 'TEMPLATE', 'SECTIONS_DIR']
 
 MAX_PAGES = 10
 TEMPLATE = Path(__file__).resolve().parents[1]/'report'/'report.typ'  # prose written by a person; numbers come in as values
@@ -71,14 +71,6 @@ def card_values(source, card: dict | None = None) -> dict:
     return dict(measured_only=False, pretty_name=card.get('pretty_name') or name, description=card.get('description', ''),
                 license=card.get('license', ''), citation=cites, classes={c: meanings.get(c, '') for c in source.classes},
                 domain=card.get('domain') or '', split=card.get('split', ''), tasks=tasks, published=published, ordered=bool(card.get('ordered')))
-
-def read_card(path) -> dict:
-    "A dataset card (Markdown with YAML front matter) as a plain dict: the front matter's keys (a stopgap until ftl reads cards itself)"
-    import yaml
-    text = Path(path).read_text()
-    m = re.match(r'^---\n(.*?)\n---', text, re.S)
-    if not m: raise UserError(f"{path} has no YAML front matter (a first line '---', the keys, then '---'): write the card's facts there")
-    return yaml.safe_load(m.group(1)) or {}
 
 def data_values(source, card, raw) -> dict:
     "What the report says about the data: measured (classes, counts per class and split, native size and mode) and the card's"
