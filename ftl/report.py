@@ -14,7 +14,7 @@ from .evaluate import majority_baseline
 from .prose import num, pct, title, claim, check_claims, wilson, CLAIMS, MONITOR_NAMES
 from . import method
 
-__all__ = ['values', 'card_values', 'read_card', 'build_report', 'repo_url', 'page_count', 'MAX_PAGES', 'TEMPLATE', 'SECTIONS_DIR']
+__all__ = ['values', 'card_values', 'build_report', 'repo_url', 'page_count', 'MAX_PAGES', 'TEMPLATE', 'SECTIONS_DIR']
 
 MAX_PAGES = 10
 TEMPLATE = Path(__file__).resolve().parents[1]/'report'/'report.typ'  # prose written by a person; numbers come in as values
@@ -37,11 +37,11 @@ def _native_sizes(source) -> Counter:
 
 def _cite(c: dict) -> dict:
     "A card citation with its short form for the text (Smith et al. (2019)) and its authors joined"
-    a = c.get('authors', [])
-    a = [x.strip() for x in (a.split(' and ') if ' and ' in a else a.split(',')) if x.strip()] if isinstance(a, str) else list(a)
+    a = c.get('authors') or []
+    if isinstance(a, str): a = [] if a.startswith('(') else [x.strip() for x in re.split(';| and ' if re.search(';| and ', a) else ',', a) if x.strip()]
     surname = lambda x: x.split(',')[0].strip() if ',' in x else x.split()[-1]
     short = surname(a[0]) + (' et al.' if len(a) > 2 else f' and {surname(a[1])}' if len(a) == 2 else '') if a else c.get('venue') or c.get('key', '')
-    return dict(key=c.get('key', ''), authors=', '.join(a), title=c.get('title', ''), venue=c.get('venue', ''), year=str(c.get('year', '')),
+    return dict(key=c.get('key', ''), authors=('; ' if any(',' in x for x in a) else ', ').join(a), title=c.get('title', ''), venue=c.get('venue', ''), year=str(c.get('year', '')),
                 short=f"{short} ({c.get('year', 'n.d.')})")
 
 def _value(x) -> float:
@@ -71,14 +71,6 @@ def card_values(source, card: dict | None = None) -> dict:
     return dict(measured_only=False, pretty_name=card.get('pretty_name') or name, description=card.get('description', ''),
                 license=card.get('license', ''), citation=cites, classes={c: meanings.get(c, '') for c in source.classes},
                 domain=card.get('domain') or '', split=card.get('split', ''), tasks=tasks, published=published, ordered=bool(card.get('ordered')))
-
-def read_card(path) -> dict:
-    "A dataset card (Markdown with YAML front matter) as a plain dict: the front matter's keys (a stopgap until ftl reads cards itself)"
-    import yaml
-    text = Path(path).read_text()
-    m = re.match(r'^---\n(.*?)\n---', text, re.S)
-    if not m: raise UserError(f"{path} has no YAML front matter (a first line '---', the keys, then '---'): write the card's facts there")
-    return yaml.safe_load(m.group(1)) or {}
 
 def data_values(source, card, raw) -> dict:
     "What the report says about the data: measured (classes, counts per class and split, native size and mode) and the card's"
@@ -129,7 +121,7 @@ def published(v, raw, frames):
     "The card's published figures, each beside the study's own number on the same task with a 95 % binomial interval at the test size"
     card = v['data']['card']
     if not card['published']: return
-    own_name = v['data']['name'].lower()  # a figure's task: the dataset's own ('' or its name) or a card task ('defective', 'elpv-defective')
+    own_name = v['data']['name'].lower()  # a figure's task: the dataset's own ('' or its name) or a card task ('defective', or '<dataset>-defective')
     tasks = {**{t['name'].lower(): frozenset(t['rule']) for t in card['tasks']}, **{f"{own_name}-{t['name'].lower()}": frozenset(t['rule']) for t in card['tasks']}}
     own, rows = {**_own(frames, v), **raw.get('headline_tasks', {})}, []  # the headline's numbers per task where it ran
     for e in card['published']:

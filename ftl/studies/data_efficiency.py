@@ -23,7 +23,7 @@ def values(v, raw, frames, lay, p):
                                 'test accuracy': lambda r: pm(r.test_accuracy_mean, r.test_accuracy_std),
                                 'test macro-F1': lambda r: pm(r.test_macro_f1_mean, r.test_macro_f1_std),
                                 'macro-F1 gain [95 % CI] over': lambda r: '' if np.isnan(r.test_macro_f1_diff) else
-                                f'{r.test_macro_f1_diff:+.3f} [{r.test_macro_f1_diff_lo95:+.3f}, {r.test_macro_f1_diff_hi95:+.3f}] {r.reference}'})
+                                f'{interval(r.test_macro_f1_diff, r.test_macro_f1_diff_lo95, r.test_macro_f1_diff_hi95)} {r.reference}'})
     pt = t[t.init == 'fine-tuned'].set_index('fraction')
     fz = t[t.init == 'frozen probe'].set_index('fraction')
     arms = tables.efficiency_arms(e).pivot_table(index=['fraction', 'seed'], columns='init', values='test_macro_f1')
@@ -57,7 +57,8 @@ def values(v, raw, frames, lay, p):
     v['efficiency_full_images'] = num(pt.n_train.max())
     raw['baseline'] = majority_baseline(e.record.iloc[0].test)
     v['baseline'] = {k: num(x) for k, x in raw['baseline'].items()}
-    v['efficiency_arch'], v['efficiency_seeds'] = title(e.arch.iloc[0]), num(int(t.seeds.max()))
+    n = int(t.seeds.max())
+    v['efficiency_arch'], v['efficiency_seeds'], v['efficiency_seed_words'] = title(e.arch.iloc[0]), num(n), 'one seed' if n == 1 else f'{n} seeds'
 
 def budget_factor(fraction, min_share=0.25) -> float:
     "Epoch multiplier giving a run on `fraction` of the data at least `min_share` of the full-data optimizer steps"

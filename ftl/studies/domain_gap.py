@@ -54,4 +54,4 @@ def _(r):
     if len(g) < 2: raise KeyError('one backbone')
     _, p1 = welch(g[probe[1]]['probe_seeds'], g[probe[0]]['probe_seeds'])
     _, p2 = welch(g[gain[0]]['gap_seeds'], g[gain[1]]['gap_seeds'])
-    return probe[0] == gain[0] and p1 < ALPHA and p2 < ALPHA, f'weakest probe {p_words(p1)}, largest gain {p_words(p2)} (Welch t-tests)'
+    return probe[0] == gain[0] and p1 < ALPHA and p2 < ALPHA, f'Welch t-tests: weakest probe {p_words(p1)}, largest gain {p_words(p2)}'

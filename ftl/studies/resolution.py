@@ -67,4 +67,4 @@ def _(r):
 @claim('restore-rules-tied', 'the final epoch and the validation-loss pick do not differ in validation macro-F1: the paired 95 % interval over the sizes contains zero', 'paired 95 % t-interval over sizes')
 def _(r):
     d, lo, hi = tables.paired_diff(pd.Series(r['rule_last']), pd.Series(r['rule_loss']))
-    return bool(lo <= 0 <= hi), f'{interval(d, lo, hi)} over {len(r["rule_last"])} sizes (final epoch minus validation-loss pick)'
+    return bool(lo <= 0 <= hi), f'final epoch minus validation-loss pick, {interval(d, lo, hi)} over {len(r["rule_last"])} sizes'
