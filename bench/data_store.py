@@ -72,7 +72,8 @@ def train_steps(folder, size, batches, reps):
 def main(ns, size=224, work=None):
     work = Path(work or tempfile.mkdtemp(prefix='ftl-data-bench-', dir=os.environ.get('BENCH_DIR', '/tmp')))
     lines = [f"# bench/data_store.py on {os.uname().nodename}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}",
-             f"# peak RSS: ru_maxrss of a fresh interpreter, minus that of one that only imports the libraries (numpy, torch, fastai, ftl)"]
+             f"# peak RSS: ru_maxrss of a fresh interpreter, minus that of one that only imports the libraries (numpy, torch, fastai, ftl)",
+             f"# load average at start (other users of the machine): {os.getloadavg()[0]:.1f}"]
     say = lambda s: (print(s, flush=True), lines.append(s))
     base = min(measure('none', cache=work/'cache')['peak_mb'] for _ in range(3))
     say(f"baseline (imports only): {base:.0f} MB")
@@ -91,7 +92,7 @@ def main(ns, size=224, work=None):
                     r = measure('load', folder, size, old=True, cache=work/f'old{n}')
                     say(f"{n:>7} | {'old in-memory, ' + label:<26} | {r['seconds']:7.1f} | {r['peak_mb'] - base:27.0f} | memmap={r['memmap']}")
             store = sum(p.stat().st_size for p in cache.rglob('*') if p.is_file())/2**30
-            say(f"{n:>7} | store on disk: {store:.2f} GB")
+            say(f"{n:>7} | store on disk: {store:.2f} GB; load average now {os.getloadavg()[0]:.1f}")
             shutil.rmtree(cache, ignore_errors=True); shutil.rmtree(work/f'old{n}', ignore_errors=True)
             if n != ns[0]: shutil.rmtree(folder, ignore_errors=True)
         folder = work/f'f{ns[0]}'

@@ -1,11 +1,12 @@
 "The dataset sources, each registered once: ELPV (facts in its card) and its derived tasks, MedMNIST, class folders, synthetic"
 from __future__ import annotations
 import hashlib, importlib.metadata, json, os, zipfile
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image
-from fastai.vision.all import get_image_files
+from fastai.data.transforms import image_extensions
 from .errors import DataError, DatasetMissing
 from .data import (Source, CHUNK, DECODER, GRAY_MODES, SPLIT_SEED, register_dataset, find_dataset, load_source,
                    stratified_split, decoded_store, _package_dir)
@@ -140,32 +141,54 @@ def medmnist(flag, size, skip_bad=False):
 
 SPLIT_NAMES = {'train': 'train', 'valid': 'valid', 'val': 'valid', 'test': 'test'}
 
+def _images_below(d) -> list:
+    "Image files below folder `d` as paths relative to it, in path order (fastai's extensions; hidden files and folders skipped)"
+    out = []
+    for p, dirs, fs in os.walk(d, followlinks=True):
+        dirs[:] = [o for o in dirs if not o.startswith('.')]
+        pre = '' if (rel := os.path.relpath(p, d)) == '.' else rel + '/'
+        out += [pre + f for f in fs if not f.startswith('.') and f'.{f.rsplit(".", 1)[-1].lower()}' in image_extensions]
+    return sorted(out, key=(lambda r: r.split('/')) if any('/' in r for r in out) else None)  # the order of paths' parts
+
 def _folder_layout(path: Path) -> tuple:
-    "(image files, split name per file or None) of ImageNet-style class folders, with empty classes and missing splits refused"
+    "(image paths relative to `path`, class per image, split per image or None) of ImageNet-style class folders, checked"
     if not path.is_dir(): raise DatasetMissing(f"Image folder {path} does not exist; pass folder:<path to class folders>")
     tops = sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith('.'))
     has_splits = bool(tops) and {d.name for d in tops} <= set(SPLIT_NAMES)
     if has_splits and (missing := {'train', 'valid', 'test'} - {SPLIT_NAMES[d.name] for d in tops}):
         raise DataError(f"{path} has split folders {[d.name for d in tops]} but no {sorted(missing)}: give all three "
                         f"(train/, valid/ or val/, test/), or put the class folders at the top for a stratified 80/10/10 split")
-    files, split = [], []
+    rel, cls, split = [], [], []
     for root in (tops if has_splits else [path]):
-        for cls in sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith('.')):
-            found = get_image_files(cls)
-            if not found: raise DataError(f"Class folder {cls} holds no images: add images of class {cls.name!r} or remove the folder")
-            files += sorted(found); split += [SPLIT_NAMES[root.name] if has_splits else None]*len(found)
-    if not files: raise DatasetMissing(f"No images under {path}; expected <path>/<class>/<image> or <path>/train/<class>/<image>")
-    return files, (split if has_splits else None)
+        for c in sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith('.')):
+            if not (found := _images_below(c)):
+                raise DataError(f"Class folder {c} holds no images: add images of class {c.name!r} or remove the folder")
+            pre = f'{c.relative_to(path)}/'
+            rel += [pre + f for f in found]; cls += [c.name]*len(found)
+            split += [SPLIT_NAMES[root.name] if has_splits else None]*len(found)
+    if not rel: raise DatasetMissing(f"No images under {path}; expected <path>/<class>/<image> or <path>/train/<class>/<image>")
+    return rel, cls, (split if has_splits else None)
 
-def _fingerprint(path: Path, files) -> str:
+def _digest(file) -> bytes:
+    "sha1 of all the bytes of `file` (raw reads: no buffered file object per file)"
+    fd, parts = os.open(file, os.O_RDONLY), []
+    try:
+        while (b := os.read(fd, 1 << 20)): parts.append(b)
+    finally: os.close(fd)
+    return hashlib.sha1(b''.join(parts)).digest()
+
+def _fingerprint(path: Path, rel) -> str:
     "sha1 of every file's path below `path` (its split and class folders) and of all its bytes, read afresh: no cache to go stale"
+    n = -(-len(rel)//16)  # 4 threads over 16 runs of files: reads and hashing release the GIL
+    with ThreadPoolExecutor(4) as ex:
+        runs = ex.map(lambda rs: [_digest(f'{path}/{r}') for r in rs], [rel[i:i + n] for i in range(0, len(rel), n)])
+        digests = [d for run in runs for d in run]
     h = hashlib.sha1()
-    for f in files:
-        h.update(str(f.relative_to(path)).encode()); h.update(b'\0'); h.update(hashlib.sha1(f.read_bytes()).digest())
+    for r, d in zip(rel, digests): h.update(r.encode()); h.update(b'\0'); h.update(d)
     return h.hexdigest()[:12]
 
 def folder_fingerprint(path) -> str:
-    "A folder dataset's content identity: a changed byte, class or split changes it (all files hashed in full: ~1.5 s per 100k small PNGs)"
+    "A folder dataset's identity: a changed byte, class or split changes it (every file hashed in full: bench/data_store.py times it)"
     path = Path(path).expanduser().resolve()
     return _fingerprint(path, _folder_layout(path)[0])
 
@@ -183,7 +206,7 @@ def _folder_check(arg):
     "A task named after '#' must be defined by the folder's card, when the folder is there to look"
     path, task = _folder_arg(arg)
     if task is None or not path.is_dir(): return
-    if (p := _folder_card(arg)) is None: raise DataError(f"folder:{arg} names task {task!r} but {path} has no README.md card to define it")
+    if (p := _folder_card(arg)) is None: raise DataError(f"folder:{arg} names task {task!r}, but {path} has no README.md card")
     parse_card(p).task(task)
 
 def _folder_ident(arg) -> str:
@@ -205,22 +228,22 @@ def _mode_of(files) -> str:
 def folder(arg, size, skip_bad=False):
     "ImageNet-style class folders: `train/valid|val/test` subfolders when present, else a stratified 80/10/10 split"
     path, task = _folder_arg(arg)
-    files, split = _folder_layout(path)
-    images, keep = decoded_store(f'folder-{DECODER}-{_fingerprint(path, files)}-{size}', files, size, partial(_mode_of, files),
-                                 skip_bad=skip_bad)
-    files = [files[i] for i in keep]
-    classes = sorted({f.parent.name for f in files})
-    labels, info = np.array([classes.index(f.parent.name) for f in files]), dict(split_kind='folders')  # the store holds the kept ones
+    rel, cls, split = _folder_layout(path)
+    files = [f'{path}/{r}' for r in rel]
+    images, keep = decoded_store(f'folder-{DECODER}-{_fingerprint(path, rel)}-{size}', files, size, partial(_mode_of, files),
+                                 skip_bad=skip_bad)  # the store holds the images kept, in order
+    rel, cls, files = ([x[i] for i in keep] for x in (rel, cls, files))
+    classes = sorted(set(cls))
+    labels, info = np.searchsorted(classes, cls), dict(split_kind='folders')
     if split is None:
         info = dict(split_fracs=(0.8, 0.1, 0.1), split_seed=SPLIT_SEED)
         split = stratified_split(labels, info['split_fracs'], info['split_seed'], classes)
     else:
-        split = np.array([split[i] for i in keep])
+        split = np.array(split)[keep]
         for s in ('train', 'valid', 'test'):
             if (absent := sorted(set(classes) - {classes[l] for l in labels[split == s]})):
                 raise DataError(f"Split {s}/ of {path} has no images of classes {absent}: every class needs images in every split")
-    src = Source(f'folder:{path}', images, labels, classes, split, dict(ids=np.array([str(f.relative_to(path)) for f in files]),
-                                                                       files=np.array([str(f) for f in files]), **info))
+    src = Source(f'folder:{path}', images, labels, classes, split, dict(ids=np.array(rel), files=np.array(files), **info))
     return src if task is None else derive_task(src, card_of(src).task(task), f'folder:{path}#{task}')
 
 # --- synthetic -------------------------------------------------------------------------------------------------------------
