@@ -44,30 +44,29 @@ def train_steps(folder, size, batches, reps):
     from dataclasses import replace
     from ftl.data import load_source
     from ftl.train import Config, build_learner
-    size, batches, reps = int(size), int(batches), int(reps)
+    size = int(size)
     mm = load_source(f'folder:{folder}', size)
     ram = replace(mm, images=np.array(mm.images))  # what `Source.images` was before the store
     cfg = Config(dataset=f'folder:{folder}', size=size, arch='mobilenetv2', pretrained=False, bs=32)
     learners = {k: build_learner(cfg, s)[0] for k, s in (('ram', ram), ('memmap', mm))}
-    times = {k: [] for k in learners}
-    def run(learn, n):
-        learn.model.train(); opt = torch.optim.Adam(learn.model.parameters(), 1e-3)
-        it, t = iter(learn.dls.train), time.perf_counter()
-        for _ in range(n):
-            xb, yb = next(it)
-            loss = learn.loss_func(learn.model(xb.as_subclass(torch.Tensor)), yb); loss.backward(); opt.step(); opt.zero_grad()
-        return (time.perf_counter() - t)/n
-    def data_only(learn, n):
-        it, t = iter(learn.dls.train), time.perf_counter()
-        for _ in range(n): next(it)
-        return (time.perf_counter() - t)/n
-    batches = min(batches, *(len(l.dls.train) for l in learners.values()))
-    for k, l in learners.items(): run(l, 2)  # warm-up
-    data = {k: [] for k in learners}
-    for _ in range(reps):  # interleaved, so the machine's drift hits both alike
-        for k, l in learners.items(): times[k].append(run(l, batches)); data[k].append(data_only(l, batches))
-    return dict(step_s={k: float(np.median(v)) for k, v in times.items()}, data_s={k: float(np.median(v)) for k, v in data.items()},
-                threads=torch.get_num_threads(), batches=batches, reps=reps)
+    its = {k: iter(l.dls.train) for k, l in learners.items()}
+    opts = {k: torch.optim.Adam(l.model.parameters(), 1e-3) for k, l in learners.items()}
+    def batch(k):
+        try: return next(its[k])
+        except StopIteration: its[k] = iter(learners[k].dls.train); return next(its[k])
+    def step(k):
+        t = time.perf_counter(); xb, yb = batch(k); d = time.perf_counter() - t
+        learn = learners[k]; learn.model.train()
+        loss = learn.loss_func(learn.model(xb.as_subclass(torch.Tensor)), yb); loss.backward(); opts[k].step(); opts[k].zero_grad()
+        return time.perf_counter() - t, d
+    for k in learners: step(k); step(k)  # warm-up
+    steps, data = {k: [] for k in learners}, {k: [] for k in learners}
+    for i in range(int(batches)*int(reps)):  # arms alternate batch by batch (order flipped each time): the machine's drift hits both alike
+        for k in (('ram', 'memmap') if i % 2 else ('memmap', 'ram')):
+            s, d = step(k); steps[k].append(s); data[k].append(d)
+    stat = lambda v, f: {k: float(f(x)) for k, x in v.items()}
+    return dict(step_s=stat(steps, np.median), data_s=stat(data, np.median), step_min=stat(steps, np.min), data_min=stat(data, np.min),
+                threads=torch.get_num_threads(), batches=int(batches)*int(reps))
 
 def main(ns, size=224, work=None):
     work = Path(work or tempfile.mkdtemp(prefix='ftl-data-bench-', dir=os.environ.get('BENCH_DIR', '/tmp')))
@@ -96,12 +95,13 @@ def main(ns, size=224, work=None):
             shutil.rmtree(cache, ignore_errors=True); shutil.rmtree(work/f'old{n}', ignore_errors=True)
             if n != ns[0]: shutil.rmtree(folder, ignore_errors=True)
         folder = work/f'f{ns[0]}'
-        r = measure('train', folder, 128, 20, 3, cache=work/'cache-train')
-        ram, mm = r['step_s']['ram'], r['step_s']['memmap']
-        say(f"# training steps: MobileNetV2 (from scratch) at 128 px, batch 32, {r['threads']} threads, {r['batches']} batches x {r['reps']} "
-            f"interleaved repeats, folder of {ns[0]} images")
-        say(f"step s (median): in-RAM array {ram:.3f}, memmap store {mm:.3f}: memmap/RAM = {mm/ram:.3f}")
-        say(f"data-only s per batch (median): in-RAM {r['data_s']['ram']:.4f}, memmap {r['data_s']['memmap']:.4f}")
+        r = measure('train', folder, 128, 15, 2, cache=work/'cache-train')
+        say(f"# training steps: MobileNetV2 (from scratch) at 128 px, batch 32, {r['threads']} threads, {r['batches']} steps per arm, "
+            f"arms alternating step by step, folder of {ns[0]} images; load average now {os.getloadavg()[0]:.1f}")
+        for what, key in (('step s, median', 'step_s'), ('step s, fastest (least disturbed)', 'step_min'),
+                          ('of which fetching the batch, median', 'data_s'), ('of which fetching the batch, fastest', 'data_min')):
+            ram, mm = r[key]['ram'], r[key]['memmap']
+            say(f"{what}: in-RAM array {ram:.4f}, memmap store {mm:.4f}: memmap/RAM = {mm/ram:.3f}")
     finally: shutil.rmtree(work, ignore_errors=True)
     out = Path(os.environ.get('BENCH_OUT', HERE/'results'/'benchmark'/'data_store_cpu.txt'))
     out.write_text('\n'.join(lines) + '\n')
