@@ -50,7 +50,7 @@ def card_of(source_or_name) -> Card:
     src = source_or_name
     card = load_card(src.name, source=src)
     classes = src.info.get('base_classes', src.classes)
-    if not card.measured_only and list(card.classes) != list(classes):
+    if card.classes and list(card.classes) != list(classes):
         raise DataError(f"{card.path}: field 'classes' must list the dataset's classes in label order {list(classes)}, "
                         f"got {list(card.classes)}")
     return card
@@ -199,8 +199,10 @@ def _folder_arg(arg) -> tuple:
     return Path(path).expanduser().resolve(), task or None
 
 def _folder_card(arg) -> Path:
+    "The folder's README.md when it is a card (YAML front matter first), else None: a README of prose alone is no card"
     p = _folder_arg(arg)[0]/'README.md'
-    return p if p.is_file() else None
+    if not p.is_file(): return None
+    with open(p, 'rb') as f: return p if f.read(3) == b'---' else None
 
 def _folder_check(arg):
     "A task named after '#' must be defined by the folder's card, when the folder is there to look"
