@@ -100,7 +100,8 @@ def parse_card(path) -> Card:
     meta, text = _front_matter(path)
     known = set(Card.__dataclass_fields__) - {'text', 'path', 'measured_only', 'measured'}
     _need(not (extra := sorted(set(meta) - known)), path, extra[0] if extra else '', f'one of {sorted(known)} (unknown field)')
-    for name in ('pretty_name', 'description'): _need(isinstance(meta.get(name), str) and meta[name].strip(), path, name, 'a non-empty string')
+    for name in ('pretty_name', 'description'):
+        _need(isinstance(meta.get(name), str) and meta[name].strip(), path, name, 'a non-empty string')
     for name in ('license', 'domain'): _need(isinstance(meta.get(name, ''), str), path, name, 'a string')
     _need(isinstance(meta.get('ordered', False), bool), path, 'ordered', 'true or false')
     classes = meta.get('classes', {}) or {}
@@ -127,6 +128,7 @@ def measured_card(source) -> Card:
         for f in files:
             with Image.open(f) as im: sizes[f'{im.size[0]}x{im.size[1]}'] += 1; modes[im.mode] += 1
     info = source.info
-    split = dict(stratified=list(info['split_fracs']), seed=info['split_seed']) if 'split_fracs' in info else info.get('split_kind', 'official')
-    return Card(source.name, classes={c: '' for c in source.classes}, split=split, measured_only=True,
-                measured=dict(counts=source.counts(), sizes=dict(sizes), modes=dict(modes), read_from='decoded' if files is None else 'files'))
+    split = info.get('split_kind', 'official') if 'split_fracs' not in info else \
+        dict(stratified=list(info['split_fracs']), seed=info['split_seed'])
+    measured = dict(counts=source.counts(), sizes=dict(sizes), modes=dict(modes), read_from='decoded' if files is None else 'files')
+    return Card(source.name, classes={c: '' for c in source.classes}, split=split, measured_only=True, measured=measured)

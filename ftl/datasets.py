@@ -1,11 +1,12 @@
 "The dataset sources, each registered once: ELPV (facts in its card) and its derived tasks, MedMNIST, class folders, synthetic"
 from __future__ import annotations
 import hashlib, importlib.metadata, json, os, zipfile
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image
-from fastai.vision.all import get_image_files
+from fastai.data.transforms import image_extensions
 from .errors import DataError, DatasetMissing
 from .data import (Source, CHUNK, DECODER, GRAY_MODES, SPLIT_SEED, register_dataset, find_dataset, load_source,
                    stratified_split, decoded_store, _package_dir)
@@ -20,7 +21,7 @@ TASK_BASE = {}  # registered task name -> the dataset it regroups
 def derive_task(source: Source, task: Task, name: str) -> Source:
     "`source` with its classes regrouped by `task.rule`; a split ftl stratified is stratified again on the new labels"
     missing = sorted({c for v in task.rule.values() for c in v} ^ set(source.classes))
-    if missing: raise DataError(f"Task {task.name!r} groups classes {missing} that {source.name} lacks or leaves out: fix its card's rule")
+    if missing: raise DataError(f"Task {task.name!r} groups classes {missing} that {source.name} lacks or leaves out: fix the rule")
     new = {c: i for i, cs in enumerate(task.rule.values()) for c in cs}
     labels = np.array([new[c] for c in source.classes])[source.labels]
     classes, info = list(task.rule), {**source.info, 'task': task.name, 'base': source.name, 'base_classes': source.classes}
@@ -49,7 +50,7 @@ def card_of(source_or_name) -> Card:
     src = source_or_name
     card = load_card(src.name, source=src)
     classes = src.info.get('base_classes', src.classes)
-    if not card.measured_only and list(card.classes) != list(classes):
+    if card.classes and list(card.classes) != list(classes):
         raise DataError(f"{card.path}: field 'classes' must list the dataset's classes in label order {list(classes)}, "
                         f"got {list(card.classes)}")
     return card
@@ -71,11 +72,12 @@ def elpv(size, skip_bad=False):
     "ELPV solar cells (`elpv-dataset` package): one class per annotated defect probability (0, 1/3, 2/3, 1), named by its card"
     card, root = parse_card(_elpv_card()), _package_dir('elpv_dataset', 'elpv-dataset')/'data'
     df = pd.read_csv(root/'labels.csv', sep=r'\s+', header=None, names=['path', 'probability', 'type'])
-    images, _ = decoded_store(f"elpv-{importlib.metadata.version('elpv-dataset')}-{DECODER}-{size}", [root/p for p in df.path], size, 'L')
+    key = f"elpv-{importlib.metadata.version('elpv-dataset')}-{DECODER}-{size}"
+    images, _ = decoded_store(key, [root/p for p in df.path], size, 'L')
     labels, fracs, seed = np.rint(df.probability.values*3).astype(int), card.split['stratified'], card.split['seed']
     return Source('elpv', images, labels, list(card.classes), stratified_split(labels, fracs, seed),
-                  dict(ids=df.path.str.replace('images/', '').values, cell_type=df.type.values, split_seed=seed, split_fracs=tuple(fracs),
-                       license=card.license, root=str(root), files=(root/df.path).astype(str).values))
+                  dict(ids=df.path.str.replace('images/', '').values, cell_type=df.type.values, split_seed=seed,
+                       split_fracs=tuple(fracs), license=card.license, root=str(root), files=(root/df.path).astype(str).values))
 
 register_tasks('elpv')
 
@@ -131,39 +133,62 @@ def medmnist(flag, size, skip_bad=False):
     images, _ = decoded_store(f'medmnist-{fn.stem}-{st.st_size}-{st.st_mtime_ns}-{DECODER}-{size}',
                               _npz_rows(fn, [f'{s}_images' for s in parts]), size, mode, n=sum(len(v) for v in labels.values()))
     split = np.concatenate([np.full(len(labels[s]), {'val': 'valid'}.get(s, s)) for s in parts])
-    return Source(f'medmnist:{flag}', images, np.concatenate([labels[s] for s in parts]), [info['label'][str(i)] for i in range(len(info['label']))],
-                  split, dict(ids=np.array([f'{s}_{i}' for s in parts for i in range(len(labels[s]))]), file=str(fn), native_size=npz_size))
+    classes, ids = [info['label'][str(i)] for i in range(len(info['label']))], [f'{s}_{i}' for s in parts for i in range(len(labels[s]))]
+    return Source(f'medmnist:{flag}', images, np.concatenate([labels[s] for s in parts]), classes, split,
+                  dict(ids=np.array(ids), file=str(fn), native_size=npz_size))
 
 # --- class folders ---------------------------------------------------------------------------------------------------------
 
 SPLIT_NAMES = {'train': 'train', 'valid': 'valid', 'val': 'valid', 'test': 'test'}
 
+def _images_below(d) -> list:
+    "Image files below folder `d` as paths relative to it, in path order (fastai's extensions; hidden files and folders skipped)"
+    out = []
+    for p, dirs, fs in os.walk(d, followlinks=True):
+        dirs[:] = [o for o in dirs if not o.startswith('.')]
+        pre = '' if (rel := os.path.relpath(p, d)) == '.' else rel + '/'
+        out += [pre + f for f in fs if not f.startswith('.') and f'.{f.rsplit(".", 1)[-1].lower()}' in image_extensions]
+    return sorted(out, key=(lambda r: r.split('/')) if any('/' in r for r in out) else None)  # the order of paths' parts
+
 def _folder_layout(path: Path) -> tuple:
-    "(image files, split name per file or None) of ImageNet-style class folders, with empty classes and missing splits refused"
+    "(image paths relative to `path`, class per image, split per image or None) of ImageNet-style class folders, checked"
     if not path.is_dir(): raise DatasetMissing(f"Image folder {path} does not exist; pass folder:<path to class folders>")
     tops = sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith('.'))
     has_splits = bool(tops) and {d.name for d in tops} <= set(SPLIT_NAMES)
     if has_splits and (missing := {'train', 'valid', 'test'} - {SPLIT_NAMES[d.name] for d in tops}):
         raise DataError(f"{path} has split folders {[d.name for d in tops]} but no {sorted(missing)}: give all three "
                         f"(train/, valid/ or val/, test/), or put the class folders at the top for a stratified 80/10/10 split")
-    files, split = [], []
+    rel, cls, split = [], [], []
     for root in (tops if has_splits else [path]):
-        for cls in sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith('.')):
-            found = get_image_files(cls)
-            if not found: raise DataError(f"Class folder {cls} holds no images: add images of class {cls.name!r} or remove the folder")
-            files += sorted(found); split += [SPLIT_NAMES[root.name] if has_splits else None]*len(found)
-    if not files: raise DatasetMissing(f"No images under {path}; expected <path>/<class>/<image> or <path>/train/<class>/<image>")
-    return files, (split if has_splits else None)
+        for c in sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith('.')):
+            if not (found := _images_below(c)):
+                raise DataError(f"Class folder {c} holds no images: add images of class {c.name!r} or remove the folder")
+            pre = f'{c.relative_to(path)}/'
+            rel += [pre + f for f in found]; cls += [c.name]*len(found)
+            split += [SPLIT_NAMES[root.name] if has_splits else None]*len(found)
+    if not rel: raise DatasetMissing(f"No images under {path}; expected <path>/<class>/<image> or <path>/train/<class>/<image>")
+    return rel, cls, (split if has_splits else None)
 
-def _fingerprint(path: Path, files) -> str:
-    "sha1 over every file's path below `path` (so its class and split) and the sha1 of its bytes, all read again on every call"
+def _digest(file) -> bytes:
+    "sha1 of all the bytes of `file` (raw reads: no buffered file object per file)"
+    fd, parts = os.open(file, os.O_RDONLY), []
+    try:
+        while (b := os.read(fd, 1 << 20)): parts.append(b)
+    finally: os.close(fd)
+    return hashlib.sha1(b''.join(parts)).digest()
+
+def _fingerprint(path: Path, rel) -> str:
+    "sha1 of every file's path below `path` (its split and class folders) and of all its bytes, read afresh: no cache to go stale"
+    n = -(-len(rel)//16)  # 4 threads over 16 runs of files: reads and hashing release the GIL
+    with ThreadPoolExecutor(4) as ex:
+        runs = ex.map(lambda rs: [_digest(f'{path}/{r}') for r in rs], [rel[i:i + n] for i in range(0, len(rel), n)])
+        digests = [d for run in runs for d in run]
     h = hashlib.sha1()
-    for f in files:
-        h.update(str(f.relative_to(path)).encode()); h.update(b'\0'); h.update(hashlib.sha1(f.read_bytes()).digest())
+    for r, d in zip(rel, digests): h.update(r.encode()); h.update(b'\0'); h.update(d)
     return h.hexdigest()[:12]
 
 def folder_fingerprint(path) -> str:
-    "What identifies a folder dataset's content: its files, their classes and splits, their bytes (hashed in full: nothing missed)"
+    "A folder dataset's identity: a changed byte, class or split changes it (every file hashed in full: bench/data_store.py times it)"
     path = Path(path).expanduser().resolve()
     return _fingerprint(path, _folder_layout(path)[0])
 
@@ -174,14 +199,16 @@ def _folder_arg(arg) -> tuple:
     return Path(path).expanduser().resolve(), task or None
 
 def _folder_card(arg) -> Path:
+    "The folder's README.md when it is a card (YAML front matter first), else None: a README of prose alone is no card"
     p = _folder_arg(arg)[0]/'README.md'
-    return p if p.is_file() else None
+    if not p.is_file(): return None
+    with open(p, 'rb') as f: return p if f.read(3) == b'---' else None
 
 def _folder_check(arg):
     "A task named after '#' must be defined by the folder's card, when the folder is there to look"
     path, task = _folder_arg(arg)
     if task is None or not path.is_dir(): return
-    if (p := _folder_card(arg)) is None: raise DataError(f"folder:{arg} names task {task!r} but {path} has no README.md card defining it")
+    if (p := _folder_card(arg)) is None: raise DataError(f"folder:{arg} names task {task!r}, but {path} has no README.md card")
     parse_card(p).task(task)
 
 def _folder_ident(arg) -> str:
@@ -203,20 +230,22 @@ def _mode_of(files) -> str:
 def folder(arg, size, skip_bad=False):
     "ImageNet-style class folders: `train/valid|val/test` subfolders when present, else a stratified 80/10/10 split"
     path, task = _folder_arg(arg)
-    files, split = _folder_layout(path)
-    images, keep = decoded_store(f'folder-{DECODER}-{_fingerprint(path, files)}-{size}', files, size, partial(_mode_of, files),
-                                 skip_bad=skip_bad)
-    files = [files[i] for i in keep]
-    classes = sorted({f.parent.name for f in files})
-    labels, info = np.array([classes.index(f.parent.name) for f in files]), dict(split_kind='folders')  # the store holds the kept ones
-    if split is None: split, info = stratified_split(labels, (0.8, 0.1, 0.1), classes=classes), dict(split_fracs=(0.8, 0.1, 0.1), split_seed=SPLIT_SEED)
+    rel, cls, split = _folder_layout(path)
+    files = [f'{path}/{r}' for r in rel]
+    images, keep = decoded_store(f'folder-{DECODER}-{_fingerprint(path, rel)}-{size}', files, size, partial(_mode_of, files),
+                                 skip_bad=skip_bad)  # the store holds the images kept, in order
+    rel, cls, files = ([x[i] for i in keep] for x in (rel, cls, files))
+    classes = sorted(set(cls))
+    labels, info = np.searchsorted(classes, cls), dict(split_kind='folders')
+    if split is None:
+        info = dict(split_fracs=(0.8, 0.1, 0.1), split_seed=SPLIT_SEED)
+        split = stratified_split(labels, info['split_fracs'], info['split_seed'], classes)
     else:
-        split = np.array([split[i] for i in keep])
+        split = np.array(split)[keep]
         for s in ('train', 'valid', 'test'):
             if (absent := sorted(set(classes) - {classes[l] for l in labels[split == s]})):
                 raise DataError(f"Split {s}/ of {path} has no images of classes {absent}: every class needs images in every split")
-    src = Source(f'folder:{path}', images, labels, classes, split, dict(ids=np.array([str(f.relative_to(path)) for f in files]),
-                                                                       files=np.array([str(f) for f in files]), **info))
+    src = Source(f'folder:{path}', images, labels, classes, split, dict(ids=np.array(rel), files=np.array(files), **info))
     return src if task is None else derive_task(src, card_of(src).task(task), f'folder:{path}#{task}')
 
 # --- synthetic -------------------------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ def write_store(key, n: int, item_shape: tuple, chunks, meta=dict):
     "Write at most `n` items of `item_shape` from `chunks` (uint8 arrays) to store `key`, then `meta()` beside them; return it opened"
     item_shape = tuple(item_shape)
     with atomic_dir(store_dir(key)) as tmp:
-        with open(tmp/'images.npy', 'wb') as f:  # plain writes, not a writable memmap: written pages never count as this process's memory
+        with open(tmp/'images.npy', 'wb') as f:  # plain writes, not a writable memmap: no written page counts in RSS
             f.write(head := _header((n, *item_shape)))
             count = 0
             for c in chunks:

@@ -71,7 +71,10 @@ def test_medmnist_reads_local_npz_and_explains_a_missing_one(tmp_path, monkeypat
     np.savez(tmp_path/'pathmnist.npz', **arrays)
     src = load_source('medmnist:pathmnist', 28)
     assert len(src.classes) == 9 and (src.split == 'valid').sum() == 10 and (src.split == 'test').sum() == 12
-    assert load_source('medmnist:pathmnist', 16).images.shape == (52, 16, 16, 3)
+    small = load_source('medmnist:pathmnist', 16)  # another size: streamed from the .npz into a store, resized
+    whole = np.concatenate([arrays[f'{s}_images'] for s in ('train', 'val', 'test')])
+    assert small.images.shape == (52, 16, 16, 3) and np.array_equal(small.images, np.stack([decode_image(a, 16, 'RGB') for a in whole]))
+    assert np.array_equal(src.images, whole) and isinstance(src.images, np.memmap)
     def offline(*a): raise OSError('no network')
     monkeypatch.setattr('ftl.datasets._download_medmnist', offline)
     with pytest.raises(FileNotFoundError, match=r'dermamnist\.npz.*MEDMNIST_ROOT'): load_source('medmnist:dermamnist', 28)

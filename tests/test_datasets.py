@@ -54,6 +54,8 @@ def test_without_a_card_only_what_was_measured(tmp_path):
     assert card.measured['sizes'] == {'12x12': 30} and card.measured['modes'] == {'L': 30} and card.classes['clean'] == ''
     assert not card.license and not card.published and tasks_of(f'folder:{root}') == []
     assert load_card(f'folder:{root}', card_path=CARDS_DIR/'elpv.md').pretty_name.startswith('ELPV')
+    (root/'README.md').write_text('# Tiles\nPhotographed in 2020.\n')  # prose alone is not a card
+    assert card_of(f'folder:{root}').measured_only
 
 @pytest.mark.parametrize('front, error', [
     ('pretty_name: x\n', r"field 'description' must be a non-empty string"),
