@@ -43,7 +43,7 @@ class Config:
         ident = dataset_id(self.dataset)
         h = hashlib.sha1(json.dumps({**changed, **({'data': ident} if ident else {})}, sort_keys=True).encode()).hexdigest()[:8]
         init = 'pt' if self.pretrained else 'scratch'
-        return (f"{self.dataset.split('?')[0].replace(':', '-').replace('/', '_')}-{self.arch}-{init}-{self.strategy}-"
+        return (f"{self.dataset.replace(':', '-').replace('/', '_').replace('#', '-')}-{self.arch}-{init}-{self.strategy}-"
                 f"{self.augment}-f{self.fraction:g}-s{self.seed}-{h}")
 
     def validate(self):

@@ -17,7 +17,8 @@ def feature_key(arch, weights_id, size, source) -> str:
     "Cache key of one (architecture, weights, image size, dataset content) combination"
     h = hashlib.sha1()
     for part in (arch, weights_id, str(size), source.name, str(source.images.shape)): h.update(part.encode())
-    h.update(np.ascontiguousarray(source.images).data)  # the decoded pixels themselves
+    store = getattr(source.images, 'filename', None)  # a decoded-image store is named by its content (ftl.store): no need to read it all
+    h.update(str(store).encode() if store else np.ascontiguousarray(source.images).data)  # else the decoded pixels themselves
     h.update(np.ascontiguousarray(source.labels).data)
     return h.hexdigest()[:16]
 
