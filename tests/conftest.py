@@ -1,12 +1,14 @@
 import os, warnings, pytest
 warnings.filterwarnings('ignore', category=FutureWarning)
+# tests never reach a hub, here or on a machine with internet; huggingface_hub reads this once, when first imported (by the test
+# modules' imports, before any fixture runs), so it is set here: set later, a hub lookup waits out its network timeouts
+os.environ['HF_HUB_OFFLINE'] = '1'
 
 @pytest.fixture(scope='session', autouse=True)
 def ftl_cache(tmp_path_factory):
     "A fresh cache per test session, so weight conversion and data decoding really run"
     path = tmp_path_factory.mktemp('ftl-cache')
     os.environ['FTL_CACHE'] = str(path)
-    os.environ['HF_HUB_OFFLINE'] = '1'  # tests never reach a hub, here or on a machine with internet
     return path
 
 @pytest.fixture(scope='session')
