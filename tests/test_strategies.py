@@ -14,8 +14,19 @@ def fit(strategy, **kw):
     with learn.no_bar(), learn.no_logging(): STRATEGIES[strategy](learn, c, [hist])
     return learn, before, hist
 
-def test_feature_extraction_changes_only_the_head():
-    learn, before, hist = fit('feature-extraction')
+EPOCHS = {'feature-extraction': 1, 'gradual-unfreeze': 4, 'discriminative-lr': 1, 'full-finetune': 1, 'fine-tune': 2}  # the fewest each runs
+
+@pytest.fixture(scope='module')
+def fitted():
+    "Each strategy fitted once, at the fewest epochs it runs: (learner, weights before, history), shared by its behaviour and schedule tests"
+    runs = {}
+    def get(strategy):
+        if strategy not in runs: runs[strategy] = fit(strategy, epochs=EPOCHS[strategy])
+        return runs[strategy]
+    return get
+
+def test_feature_extraction_changes_only_the_head(fitted):
+    learn, before, hist = fitted('feature-extraction')
     after = learn.model.state_dict()
     body = [k for k in after if k.startswith('0.')]
     assert any('running_mean' in k for k in body)
@@ -24,28 +35,28 @@ def test_feature_extraction_changes_only_the_head():
     assert hist.stages[0]['trainable_groups'] == [False, False, False, True]
     assert hist.stages[0]['trainable_params'] == sum(p.numel() for p in learn.model[1].parameters())
 
-def test_gradual_unfreeze_goes_top_down_until_all_train():
-    learn, before, hist = fit('gradual-unfreeze', epochs=4)
+def test_gradual_unfreeze_goes_top_down_until_all_train(fitted):
+    learn, before, hist = fitted('gradual-unfreeze')
     assert [s['trainable_groups'] for s in hist.stages] == [
         [False, False, False, True], [False, False, True, True], [False, True, True, True], [True, True, True, True]]
     assert all(p.requires_grad for p in learn.model.parameters())
 
-def test_discriminative_lrs_differ_per_group_and_grow_toward_the_head():
-    learn, before, hist = fit('discriminative-lr')
+def test_discriminative_lrs_differ_per_group_and_grow_toward_the_head(fitted):
+    learn, before, hist = fitted('discriminative-lr')
     lrs = hist.stages[0]['peak_lr']
     assert len(lrs) == 4 and all(a < b for a, b in zip(lrs, lrs[1:]))
     assert np.isclose(lrs[-1]/lrs[0], 100, rtol=0.01)
     assert all(g for g in hist.stages[0]['trainable_groups'])
 
-def test_full_finetune_trains_everything_with_one_lr():
-    learn, before, hist = fit('full-finetune')
+def test_full_finetune_trains_everything_with_one_lr(fitted):
+    learn, before, hist = fitted('full-finetune')
     assert len(set(np.round(hist.stages[0]['peak_lr'], 12))) == 1 and all(hist.stages[0]['trainable_groups'])
     after = learn.model.state_dict()
     assert not torch.equal(before['0.model.conv_stem.weight'], after['0.model.conv_stem.weight'])
     assert not torch.equal(before['1.2.weight'], after['1.2.weight'])  # the head trains too
 
-def test_fastai_fine_tune_is_head_then_all():
-    learn, before, hist = fit('fine-tune', epochs=2)
+def test_fastai_fine_tune_is_head_then_all(fitted):
+    learn, before, hist = fitted('fine-tune')
     assert [s['trainable_groups'] for s in hist.stages] == [[False, False, False, True], [True]*4]
     assert not torch.equal(before['1.2.weight'], learn.model.state_dict()['1.2.weight'])
 
@@ -83,8 +94,9 @@ def test_dihedral_augmentation_gives_only_the_eight_symmetries_on_training_batch
     assert {'Dihedral', 'Brightness', 'Contrast'} <= set(names) and AUGMENTATIONS['dihedral'][2]['max_lighting'] <= 0.1
 
 @pytest.mark.parametrize('strategy', list(STRATEGIES))
-def test_recorded_schedule_is_what_fastai_applied(strategy):
-    learn, before, hist = fit(strategy, epochs=4)
+def test_recorded_schedule_is_what_fastai_applied(strategy, fitted):
+    learn, before, hist = fitted(strategy)
+    assert sum(s['epochs_max'] for s in hist.stages) == EPOCHS[strategy]  # the run's epochs, across its stages
     for s in hist.stages:  # per stage: the scheduler's first lr is the first batch's, its peak bounds (and nearly meets) the batches'
         assert np.allclose(s['applied_first_lr'], s['start_lr'], rtol=1e-6)
         assert all(a <= p*(1 + 1e-6) and a >= 0.5*p for a, p in zip(s['applied_peak_lr'], s['peak_lr']))
