@@ -28,7 +28,7 @@ def test_a_cache_is_never_used_for_another_configuration():
     other = load_source('synthetic', 32); other.images = other.images.copy(); other.images[0, 0, 0] ^= 1
     assert base != feature_key('efficientnet_lite0', 'w1', 32, other)          # dataset content
 
-def test_linear_probe_runs_on_cached_features_and_says_so():
+def test_linear_probe_runs_on_cached_features_and_says_so(tiny):
     assert cached_path_applies(CFG) and not cached_path_applies(Config(**{**CFG.__dict__, 'augment': 'fastai'}))
     from ftl.train import train
     from sklearn.metrics import confusion_matrix
@@ -39,4 +39,5 @@ def test_linear_probe_runs_on_cached_features_and_says_so():
     with torch.no_grad(): pred = learn.model(torch.from_numpy(feats[test])).argmax(1).numpy()
     assert r.test['confusion'] == confusion_matrix(src.labels[test], pred, labels=[0, 1, 2]).tolist()  # the trained head, test features
     assert r.hyperparams['stages'][0]['trainable_params'] == 1280*3 + 3
-    assert run(Config(**{**CFG.__dict__, 'strategy': 'full-finetune'})).train_path == 'end-to-end'
+    assert not cached_path_applies(Config(**{**CFG.__dict__, 'strategy': 'full-finetune'}))
+    assert tiny[2].train_path == 'end-to-end'  # a run of another strategy trains end to end (the session's fine-tune run)
