@@ -31,12 +31,17 @@ def test_a_broken_record_does_not_validate(tiny):
     with pytest.raises(ValueError, match='schema version'): Record.from_dict({**d, 'version': 1})
     with pytest.raises(ValueError, match='unknown record fields'): Record.from_dict({**d, 'extra': 1})
 
-def test_same_config_same_numbers_cold_or_warm_cache(tmp_path, monkeypatch):
-    cfg = Config(dataset='synthetic', size=32, arch='mobilenetv2', epochs=1, bs=16, strategy='full-finetune')
-    monkeypatch.setenv('FTL_CACHE', str(tmp_path/'cold'))  # conversion and decoding happen inside this run
-    cold = run(cfg)
-    warm = run(cfg)
-    assert cold.history == warm.history and cold.test == warm.test
+@pytest.fixture(scope='module')
+def cold_warm(tmp_path_factory):
+    "One unaugmented config with TTA, run on a cold cache (weight conversion and decoding inside the run) and again on the warm one"
+    cfg = Config(dataset='synthetic', size=32, arch='mobilenetv2', epochs=1, bs=16, strategy='full-finetune', tta=True)
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv('FTL_CACHE', str(tmp_path_factory.mktemp('cold')))
+        return run(cfg), run(cfg)
+
+def test_same_config_same_numbers_cold_or_warm_cache(cold_warm):
+    cold, warm = cold_warm
+    assert cold.history == warm.history and cold.test == warm.test and cold.test_tta == warm.test_tta
 
 BAD = [('monitor', 'foo', 'one of'), ('lr', -1, 'positive'), ('lr', float('nan'), 'positive'), ('freeze_epochs', -1, '>= 0'),
        ('epochs', 0, '>= 1'), ('size', 4, '>= 16'), ('fraction', 0, r'\(0, 1\]'), ('augment', 'yes', 'one of'),
@@ -101,9 +106,8 @@ def test_tta_keeps_the_test_order_and_monitor_last_restores_the_final_epoch(monk
     plain = learn.get_preds(dl=labelled_test_dl(learn.dls, src))[0]
     assert rec.test == test_metrics(ttargs, plain.argmax(1), rec.vocab) and not torch.allclose(tpreds, plain, atol=1e-4)  # views differ
 
-def test_tta_of_an_unaugmented_model_uses_the_dihedral_arm():
-    cfg = Config(dataset='synthetic', size=32, arch='mobilenetv2', epochs=1, bs=16, strategy='full-finetune', tta=True)
-    rec = run(cfg)
+def test_tta_of_an_unaugmented_model_uses_the_dihedral_arm(cold_warm):
+    rec = cold_warm[1]
     assert rec.hyperparams['tta']['name'] == 'dihedral' and rec.test_tta['classes'] == rec.test['classes']
 
 def test_bf16_runs_the_network_in_bfloat16_on_cpu_and_says_so():
