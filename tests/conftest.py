@@ -23,3 +23,30 @@ def tiny():
     cfg = Config(dataset='synthetic', size=32, arch='efficientnet_lite0', epochs=2, bs=16, patience=2)
     learn, rec = train(cfg)
     return cfg, learn, rec
+
+DRIVER = r'''
+import contextlib, io, json, runpy, sys, traceback
+out = []
+for args in json.loads(sys.argv[1]):
+    sys.argv, so, se = ['experiments.py', *args], io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(so), contextlib.redirect_stderr(se):
+        try: runpy.run_path('experiments.py', run_name='__main__'); rc = 0
+        except SystemExit as e:  # as the interpreter ends a script: an int is the status, anything else is printed, status 1
+            rc = e.code if isinstance(e.code, int) else 0 if e.code is None else (print(e.code, file=sys.stderr) or 1)
+        except BaseException: traceback.print_exc(); rc = 1
+    out.append(dict(args=args, returncode=rc, stdout=so.getvalue(), stderr=se.getvalue()))
+print(json.dumps(out))
+'''
+
+@pytest.fixture(scope='session')
+def run_experiments():
+    """`run_experiments([args], ...)`: `python experiments.py *args` for each list, run as `__main__` one after another in one
+    fresh interpreter (started and imported once, not once a command); a list of `CompletedProcess` as separate runs would give"""
+    import json, subprocess, sys
+    from pathlib import Path
+    def run(*calls):
+        p = subprocess.run([sys.executable, '-c', DRIVER, json.dumps([list(map(str, a)) for a in calls])],
+                           cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr[-3000:]
+        return [subprocess.CompletedProcess(**r) for r in json.loads(p.stdout.splitlines()[-1])]
+    return run

@@ -10,8 +10,18 @@ from ftl.errors import ResultsError
 
 ROOT = Path(__file__).resolve().parents[1]
 
-def test_every_suite_is_described_once_and_the_cli_lists_exactly_those():
-    out = subprocess.run([sys.executable, 'experiments.py', '--help'], cwd=ROOT, capture_output=True, text=True).stdout
+ERRORS = [(['--lr', '-1'], 'Config.lr must be a positive number'), (['--preset', 'huge'], "Unknown preset 'huge'"),
+          (['--dataset', 'folder:{tmp}/none'], 'does not exist')]
+
+@pytest.fixture(scope='module')
+def cli(tmp_path_factory, run_experiments):
+    "The command lines below run in one interpreter: `--help`, then each of ERRORS on the smoke suite"
+    tmp = tmp_path_factory.mktemp('cli')
+    return run_experiments(['--help'], *[['--suite', 'smoke', '--results', tmp/'r', *(a.format(tmp=tmp) for a in args)] for args, _ in ERRORS])
+
+def test_every_suite_is_described_once_and_the_cli_lists_exactly_those(cli):
+    out = cli[0].stdout
+    assert cli[0].returncode == 0
     choices = out.split('--suite {')[1].split('}')[0].split(',')
     assert choices == [*SUITES, 'all']
     for s in SUITES.values():
@@ -19,12 +29,8 @@ def test_every_suite_is_described_once_and_the_cli_lists_exactly_those():
     import experiments
     assert experiments.ALL == [n for n in SUITES if n != 'smoke']
 
-def test_cli_prints_user_errors_as_one_line_and_exits_nonzero(tmp_path):
-    for args, msg in [(['--lr', '-1'], 'Config.lr must be a positive number'),
-                      (['--preset', 'huge'], "Unknown preset 'huge'"),
-                      (['--dataset', f'folder:{tmp_path}/none'], 'does not exist')]:
-        p = subprocess.run([sys.executable, 'experiments.py', '--suite', 'smoke', '--results', str(tmp_path/'r'), *args],
-                           cwd=ROOT, capture_output=True, text=True)
+def test_cli_prints_user_errors_as_one_line_and_exits_nonzero(cli):
+    for p, (_, msg) in zip(cli[1:], ERRORS, strict=True):
         assert p.returncode != 0 and msg in p.stderr and 'Traceback' not in p.stderr, p.stderr
 
 def fake_suite(configs, export=False): return Suite('smoke', 'test suite', configs=lambda st: configs, export=export)
