@@ -15,7 +15,13 @@ def test_every_committed_record_is_schema_2_and_round_trips():
         assert d['version'] == SCHEMA_VERSION and Record.from_dict(d).to_dict() == d
         assert Path(r.path).stem == r.key == suites.Config(**r.config).key()  # the file is named by the config it holds
 
-def test_migration_of_a_schema_1_record_matches_the_committed_one(tmp_path):
+def migrate(folder, monkeypatch):
+    "`python tools/migrate_records.py folder`, run as a script in this interpreter (ftl and fastai are imported already)"
+    import runpy
+    monkeypatch.setattr(sys, 'argv', ['migrate_records.py', str(folder)]); monkeypatch.setattr(sys, 'path', list(sys.path))
+    runpy.run_path(str(ROOT/'tools'/'migrate_records.py'), run_name='__main__')
+
+def test_migration_of_a_schema_1_record_matches_the_committed_one(tmp_path, monkeypatch):
     "The migration tool applied to a schema-1 record from history reproduces the committed schema-2 record"
     old = subprocess.run(['git', 'show', '53cd532:results/smoke/' + 'elpv-efficientnet_lite0-pt-fine-tune-noaug-f1-s0-e8c28fae.json'],
                          cwd=ROOT, capture_output=True, text=True)
@@ -24,12 +30,12 @@ def test_migration_of_a_schema_1_record_matches_the_committed_one(tmp_path):
                              cwd=ROOT, capture_output=True, text=True)
     if old.returncode: pytest.skip('history without the schema-1 record (shallow clone)')
     (tmp_path/'smoke').mkdir(); (tmp_path/'smoke'/'old.json').write_text(old.stdout)
-    subprocess.run([sys.executable, 'tools/migrate_records.py', str(tmp_path)], cwd=ROOT, check=True, capture_output=True)
+    migrate(tmp_path, monkeypatch)
     new = read_records(tmp_path)[0]
     assert new.version == SCHEMA_VERSION and new.best_epoch == json.loads(old.stdout)['best_epoch'] + 1
     for s in new.hyperparams['stages']:  # the replayed schedule is the one that ran: its peaks match the measured ones
         assert s['peak_lr'] == pytest.approx(s['applied_peak_lr'], rel=1e-3)
-    subprocess.run([sys.executable, 'tools/migrate_records.py', str(tmp_path)], cwd=ROOT, check=True, capture_output=True)
+    migrate(tmp_path, monkeypatch)
     assert read_records(tmp_path)[0] == new  # idempotent
 
 def test_every_table_is_built_from_the_one_frame(monkeypatch, tmp_path):
