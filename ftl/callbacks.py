@@ -12,12 +12,14 @@ def _schedule(sched: ParamScheduler | None, n_groups: int) -> dict:
     "The stage's learning-rate and momentum schedule, read off fastai's live `ParamScheduler`"
     if sched is None or 'lr' not in sched.scheds: return dict(schedule='constant')
     pct = np.linspace(0, 1, 10001)
-    lr = np.stack([np.broadcast_to(np.asarray(sched.scheds['lr'](p), float), (n_groups,)) for p in pct])
-    top = int(lr[:, -1].argmax())
+    at = lambda i: np.broadcast_to(np.asarray(sched.scheds['lr'](pct[i]), float), (n_groups,))
+    coarse = max(range(0, 10001, 100), key=lambda i: at(i)[-1])  # the peak of a one-cycle (one hump) on every 100th point, then
+    top = max(range(max(0, coarse - 100), min(10000, coarse + 100) + 1), key=lambda i: at(i)[-1])  # every point near it: ~300 calls, not 10001
+    lr = np.stack([at(0), at(top), at(10000)])
     mom = sched.scheds.get('mom')
-    return dict(schedule='one-cycle (cosine warm-up, cosine annealing)', start_lr=lr[0].tolist(), peak_lr=lr[top].tolist(),
-                final_lr=lr[-1].tolist(), pct_start=round(float(pct[top]), 4), div=float(lr[top, -1]/lr[0, -1]),
-                div_final=float(lr[top, -1]/lr[-1, -1]), moms=[float(mom(p)) for p in (0, pct[top], 1)] if mom else None)
+    return dict(schedule='one-cycle (cosine warm-up, cosine annealing)', start_lr=lr[0].tolist(), peak_lr=lr[1].tolist(),
+                final_lr=lr[-1].tolist(), pct_start=round(float(pct[top]), 4), div=float(lr[1, -1]/lr[0, -1]),
+                div_final=float(lr[1, -1]/lr[-1, -1]), moms=[float(mom(p)) for p in (0, pct[top], 1)] if mom else None)
 
 class History(Callback):
     "Per-epoch metrics and, per fit (stage): the schedule fastai applies, the lr seen per batch, trainable groups"
