@@ -61,14 +61,24 @@ def test_gradcam_highlights_the_quadrant_that_decides_the_class():
     inside = maps[:, :16, :16].sum((1, 2))/maps.sum((1, 2)).clip(1e-9)
     assert maps.shape == (len(ones), 32, 32) and inside.mean() > 0.6, inside
 
-def test_analysis_suite_reloads_the_exported_learner_and_categorises(tmp_path):
-    from fastai.vision.all import ClassificationInterpretation
-    from ftl.studies import SUITES, Study
+def analysis_study(results):
+    "A study of one tiny candidate (mobilenetv2, one epoch) on synthetic data, written to `results`"
+    from ftl.studies import Study
+    return Study(dataset='synthetic', arch='mobilenetv2', preset='tiny', results=str(results), fixed=dict(epochs=1, strategy='full-finetune', seed=0))
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    "The architectures suite run once (its learner exported); each test analyses a copy of its results folder"
+    from ftl.studies import SUITES, run_suite
+    results = tmp_path_factory.mktemp('analysis')/'results'
+    run_suite(SUITES['architectures'], analysis_study(results))
+    return results
+
+def test_analysis_suite_reloads_the_exported_learner_and_categorises(trained, tmp_path):
+    from ftl.studies import SUITES
     from ftl.records import read_records
-    study = Study(dataset='synthetic', arch='mobilenetv2', results=str(tmp_path/'results'),
-                  fixed=dict(size=32, epochs=1, bs=16, strategy='full-finetune', seed=0))
-    from ftl.studies import run_suite
-    run_suite(SUITES['architectures'], study)
+    shutil.copytree(trained, tmp_path/'results')
+    study = analysis_study(tmp_path/'results')
     recs = read_records(tmp_path/'results'/'architectures')
     assert [r.key for r in recs] == [c.key() for c in SUITES['architectures'].configs(study)]  # the candidates: one run here
     rec = recs[0]
@@ -88,25 +98,16 @@ def test_analysis_suite_reloads_the_exported_learner_and_categorises(tmp_path):
     SUITES['analysis'].study(study)
     assert (out/'errors.csv').read_text() == before
 
-def test_analysis_retrains_deterministically_or_refuses_to_overwrite(tmp_path, capsys):
-    from ftl.studies import SUITES, Study, run_suite
-    from ftl.records import read_records, save_record
+def test_analysis_without_the_exported_learner_says_what_to_run_and_never_retrains(trained, tmp_path, monkeypatch):
+    import ftl.train
+    from ftl.studies import SUITES
+    from ftl.records import read_records
     from ftl.errors import UserError
-    study = Study(dataset='synthetic', arch='mobilenetv2', results=str(tmp_path/'results'),
-                  fixed=dict(size=32, epochs=1, bs=16, strategy='full-finetune', seed=0))
-    run_suite(SUITES['architectures'], study)
-    shutil.rmtree(study.layout.models)  # nothing exported, nothing shipped: the analysis retrains the seeded config
-    SUITES['analysis'].study(study)
-    assert (tmp_path/'results'/'analysis'/'errors.csv').exists()
-    (tmp_path/'results'/'analysis'/'model.json').unlink(); shutil.rmtree(study.layout.models)
-    rec = read_records(tmp_path/'results'/'architectures')[0]
-    save_record(replace(rec, test={**rec.test, 'accuracy': rec.test['accuracy'] + 0.01}), rec.path)  # as if from another machine
-    committed = (tmp_path/'results'/'analysis'/'errors.csv').read_text()
-    SUITES['analysis'].study(study)  # refuses to analyse another model, keeps what is committed, and --suite all goes on
-    assert 'the committed analysis is kept' in capsys.readouterr().out
-    assert (tmp_path/'results'/'analysis'/'errors.csv').read_text() == committed
-    (tmp_path/'results'/'analysis'/'errors.csv').unlink()
-    with pytest.raises(UserError, match='not the recorded one'): SUITES['analysis'].study(study)
+    shutil.copytree(trained, tmp_path/'results', ignore=shutil.ignore_patterns('models'))  # nothing exported, nothing shipped
+    study, rec = analysis_study(tmp_path/'results'), read_records(trained/'architectures')[0]
+    monkeypatch.setattr(ftl.train, 'train', lambda *a, **k: pytest.fail('the analysis retrained'))
+    with pytest.raises(UserError, match=rf"No exported learner of {rec.key}.*--suite architectures --preset tiny"): SUITES['analysis'].study(study)
+    assert not (tmp_path/'results'/'analysis'/'errors.csv').exists()
 
 def test_gradcam_of_a_vit_maps_its_patch_tokens_back_onto_the_image():
     "The headline model may be the ViT: its maps come from the token grid (class token dropped), at the input's size"

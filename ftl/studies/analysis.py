@@ -10,6 +10,10 @@ from ..choices import best_record
 from ..analysis import RULES, with_commentary
 from ..prose import num, pct, table, title, claim, p_words, ALPHA
 
+PROBE = dict(size=224)  # the label-issue probe's input size: its backbone's pretraining resolution
+SETTINGS = {'tiny': dict(size=28)}  # a first look in minutes: the smallest size ViT-S/14 takes above 16 px
+
+def settings(preset: str) -> dict: return {**PROBE, **SETTINGS.get(preset, {})}
 
 def values(v, raw, frames, lay, p):
     "Where and why the analysed model fails: per class, suspect labels, the errors a person looked at"
@@ -56,7 +60,7 @@ def analysis(study: Study):
             raise UserError(f"No exported learner of {rec.key} (the model to analyse) at {exported} or {model}: run "
                             f"--suite {rec.suite} --preset {study.preset} with the same --dataset and --results to train and export it")
         shutil.copyfile(exported, model); tag.write_text(json.dumps(dict(key=rec.key, suite=rec.suite), indent=1))
-    res = analyse(model, rec, out, lay.figures)
+    res = analyse(model, rec, out, lay.figures, probe_size=settings(study.preset)['size'])
     print(f"analysis of {rec.key}: reloaded test accuracy {res['reloaded_accuracy']:.4f} (record {rec.test['accuracy']:.4f}); "
           f"{len(res['errors'])} errors by category: {res['errors'].category.value_counts().to_dict()}")
 
