@@ -99,13 +99,13 @@ def test_analysis_suite_reloads_the_exported_learner_and_categorises(trained, tm
     assert (out/'errors.csv').read_text() == before
 
 def test_analysis_without_the_exported_learner_says_what_to_run_and_never_retrains(trained, tmp_path, monkeypatch):
-    import ftl.train
+    import importlib
     from ftl.studies import SUITES
     from ftl.records import read_records
     from ftl.errors import UserError
     shutil.copytree(trained, tmp_path/'results', ignore=shutil.ignore_patterns('models'))  # nothing exported, nothing shipped
     study, rec = analysis_study(tmp_path/'results'), read_records(trained/'architectures')[0]
-    monkeypatch.setattr(ftl.train, 'train', lambda *a, **k: pytest.fail('the analysis retrained'))
+    monkeypatch.setattr(importlib.import_module('ftl.train'), 'train', lambda *a, **k: pytest.fail('the analysis retrained'))
     with pytest.raises(UserError, match=rf"No exported learner of {rec.key}.*--suite architectures --preset tiny"): SUITES['analysis'].study(study)
     assert not (tmp_path/'results'/'analysis'/'errors.csv').exists()
 
