@@ -3,6 +3,10 @@ warnings.filterwarnings('ignore', category=FutureWarning)
 # tests never reach a hub, here or on a machine with internet; huggingface_hub reads this once, when first imported (by the test
 # modules' imports, before any fixture runs), so it is set here: set later, a hub lookup waits out its network timeouts
 os.environ['HF_HUB_OFFLINE'] = '1'
+# one torch thread per process (unless OMP_NUM_THREADS says otherwise), set before torch is imported: these tiny models gain
+# little from a second thread, and a thread per core spin-waits whenever another process wants a core (on a busy 2-core
+# machine a test ran 10x slower with two threads than with one); subprocesses (the CLI, the notebook's kernel) inherit it
+os.environ.setdefault('OMP_NUM_THREADS', '1')
 
 @pytest.fixture(scope='session', autouse=True)
 def ftl_cache(tmp_path_factory):
