@@ -54,3 +54,44 @@ def run_experiments():
         assert p.returncode == 0, p.stderr[-3000:]
         return [subprocess.CompletedProcess(**r) for r in json.loads(p.stdout.splitlines()[-1])]
     return run
+
+# --- long subprocesses in the background ------------------------------------------------------------------------------
+# A test module may define `background_commands(tmp) -> [subprocess kwargs]`: once its tests are selected, those commands
+# start, one after another, in a thread of this process, and the module's tests run last. With one torch thread per
+# process the commands' work takes the other core while the rest of the suite runs, instead of adding to its time.
+
+class Background:
+    "Commands run one after another in a thread (their work is theirs): `results()` waits for their `CompletedProcess`es"
+    def __init__(self, commands, tmp):
+        from concurrent.futures import ThreadPoolExecutor
+        self.tmp, self.proc, self.stopped = tmp, None, False
+        self.future = ThreadPoolExecutor(1, thread_name_prefix='background').submit(self._run, commands)
+    def _run(self, commands):
+        import subprocess
+        done = []
+        for kw in commands:
+            if self.stopped: break
+            self.proc = subprocess.Popen(**kw, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            out, err = self.proc.communicate()
+            done.append(subprocess.CompletedProcess(kw['args'], self.proc.returncode, out, err))
+        return done
+    def results(self) -> list: return self.future.result()
+    def stop(self):
+        self.stopped = True
+        if self.proc is not None and self.proc.poll() is None: self.proc.kill()
+
+def _has_background(item): return hasattr(getattr(item, 'module', None), 'background_commands')
+
+def pytest_collection_modifyitems(session, config, items):
+    "The tests of modules with background commands run last: the commands get the rest of the suite's time"
+    items.sort(key=_has_background)
+
+def pytest_collection_finish(session):
+    "Start each selected module's background commands (in a temporary folder of their own, removed at the end)"
+    import shutil, tempfile
+    from pathlib import Path
+    if session.config.option.collectonly: return
+    for mod in dict.fromkeys(item.module for item in session.items if _has_background(item)):
+        tmp = Path(tempfile.mkdtemp(prefix=f'{mod.__name__}-'))
+        mod.BACKGROUND = bg = Background(mod.background_commands(tmp), tmp)
+        session.config.add_cleanup(lambda bg=bg: (bg.stop(), bg.future.exception(), shutil.rmtree(bg.tmp, ignore_errors=True)))
