@@ -24,20 +24,16 @@ def shapes_folder(root: Path, n=16, px=40, seed=0) -> Path:
             im.save(root/name/f'{name}_{i:02d}.png')
     return root
 
-BACKGROUND = None  # these commands' runs, started by conftest.py as soon as this module's tests are selected
-
 def background_commands(tmp: Path) -> list:
-    "`--suite all --preset tiny` on the shapes in `tmp` (with a cache of its own), then a rerun of one suite: subprocess arguments"
+    "`--suite all --preset tiny` on the shapes in `tmp`, then a rerun of one suite: begun as soon as this module's tests are selected"
     data, results = shapes_folder(tmp/'shapes'), tmp/'study'
     cmd = [sys.executable, 'experiments.py', '--preset', 'tiny', '--dataset', f'folder:{data}', '--results', str(results), '--arch', 'mobilenetv2']
-    env = {**ENV, 'FTL_CACHE': str(tmp/'cache')}
-    return [dict(args=cmd + ['--suite', 'all'], cwd=ROOT, env=env), dict(args=cmd + ['--suite', 'data-efficiency'], cwd=ROOT, env=env)]
+    return [dict(args=cmd + ['--suite', 'all'], cwd=ROOT, env=ENV), dict(args=cmd + ['--suite', 'data-efficiency'], cwd=ROOT, env=ENV)]
 
 @pytest.fixture(scope='module')
-def tiny_study(tmp_path_factory):
-    "The study run once (begun in the background when this module's tests were selected): (results folder, its output, the rerun)"
-    if BACKGROUND: tmp, (study, rerun) = BACKGROUND.tmp, BACKGROUND.results()
-    else: tmp = tmp_path_factory.mktemp('tiny-study'); study, rerun = (subprocess.run(**kw, capture_output=True, text=True) for kw in background_commands(tmp))
+def tiny_study(background):
+    "The study run once, in the background: (results folder, its output, the rerun)"
+    tmp, (study, rerun) = background
     assert study.returncode == 0, study.stdout[-3000:] + study.stderr[-3000:]
     return tmp/'study', study.stdout, rerun
 
