@@ -28,29 +28,53 @@ def tiny():
     learn, rec = train(cfg)
     return cfg, learn, rec
 
-DRIVER = r'''
-import contextlib, io, json, runpy, sys, traceback
-out = []
-for args in json.loads(sys.argv[1]):
-    sys.argv, so, se = ['experiments.py', *args], io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(so), contextlib.redirect_stderr(se):
-        try: runpy.run_path('experiments.py', run_name='__main__'); rc = 0
-        except SystemExit as e:  # as the interpreter ends a script: an int is the status, anything else is printed, status 1
-            rc = e.code if isinstance(e.code, int) else 0 if e.code is None else (print(e.code, file=sys.stderr) or 1)
-        except BaseException: traceback.print_exc(); rc = 1
-    out.append(dict(args=args, returncode=rc, stdout=so.getvalue(), stderr=se.getvalue()))
-print(json.dumps(out))
-'''
+# --- long subprocesses in the background ------------------------------------------------------------------------------
+# A test module may define `background_commands(tmp) -> [subprocess kwargs]`: once its tests are selected, those commands
+# start, one after another, in a thread of this process, and the module's tests run last, reading them through the
+# `background` fixture. With one torch thread per process the commands' work takes the other core while the rest of the
+# suite runs, instead of adding to its time. Each module's commands get a fresh FTL_CACHE of their own in `tmp`.
 
-@pytest.fixture(scope='session')
-def run_experiments():
-    """`run_experiments([args], ...)`: `python experiments.py *args` for each list, run as `__main__` one after another in one
-    fresh interpreter (started and imported once, not once a command); a list of `CompletedProcess` as separate runs would give"""
-    import json, subprocess, sys
+class Background:
+    "Commands run one after another in a thread (their work is theirs): `results()` waits for their `CompletedProcess`es"
+    def __init__(self, commands, tmp):
+        from concurrent.futures import ThreadPoolExecutor
+        self.tmp, self.proc, self.stopped = tmp, None, False
+        self.future = ThreadPoolExecutor(1, thread_name_prefix='background').submit(self._run, commands)
+    def _run(self, commands):
+        import subprocess
+        done = []
+        for kw in commands:
+            if self.stopped: break
+            env = {**kw.pop('env', os.environ), 'FTL_CACHE': str(self.tmp/'cache')}
+            self.proc = subprocess.Popen(**kw, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            out, err = self.proc.communicate()
+            done.append(subprocess.CompletedProcess(kw['args'], self.proc.returncode, out, err))
+        return done
+    def results(self) -> list: return self.future.result()
+    def stop(self):
+        self.stopped = True
+        if self.proc is not None and self.proc.poll() is None: self.proc.kill()
+
+def _waits(item): return 'background' in getattr(item, 'fixturenames', ())  # a selected test reads its module's background
+
+def pytest_collection_modifyitems(session, config, items):
+    "The tests of modules with background commands run last: the commands get the rest of the suite's time"
+    later = {item.module for item in items if _waits(item)}
+    items.sort(key=lambda item: getattr(item, 'module', None) in later)
+
+def pytest_collection_finish(session):
+    "Start the background commands of each module with a selected test that reads them (in a temporary folder, removed at the end)"
+    import shutil, tempfile
     from pathlib import Path
-    def run(*calls):
-        p = subprocess.run([sys.executable, '-c', DRIVER, json.dumps([list(map(str, a)) for a in calls])],
-                           cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True)
-        assert p.returncode == 0, p.stderr[-3000:]
-        return [subprocess.CompletedProcess(**r) for r in json.loads(p.stdout.splitlines()[-1])]
-    return run
+    if session.config.option.collectonly: return
+    for mod in dict.fromkeys(item.module for item in session.items if _waits(item)):
+        tmp = Path(tempfile.mkdtemp(prefix=f'{mod.__name__}-'))
+        mod.BACKGROUND = bg = Background(mod.background_commands(tmp), tmp)
+        session.config.add_cleanup(lambda bg=bg: (bg.stop(), bg.future.exception(), shutil.rmtree(bg.tmp, ignore_errors=True)))
+
+@pytest.fixture(scope='module')
+def background(request, tmp_path_factory) -> tuple:
+    "(folder, `CompletedProcess`es) of the module's background commands: started at collection, else run here"
+    bg = getattr(request.module, 'BACKGROUND', None) or Background(request.module.background_commands(
+        tmp := tmp_path_factory.mktemp('background')), tmp)
+    return bg.tmp, bg.results()

@@ -24,18 +24,22 @@ def shapes_folder(root: Path, n=16, px=40, seed=0) -> Path:
             im.save(root/name/f'{name}_{i:02d}.png')
     return root
 
+def background_commands(tmp: Path) -> list:
+    "`--suite all --preset tiny` on the shapes in `tmp`, then a rerun of one suite: begun as soon as this module's tests are selected"
+    data, results = shapes_folder(tmp/'shapes'), tmp/'study'
+    cmd = [sys.executable, 'experiments.py', '--preset', 'tiny', '--dataset', f'folder:{data}', '--results', str(results), '--arch', 'mobilenetv2']
+    return [dict(args=cmd + ['--suite', 'all'], cwd=ROOT, env=ENV), dict(args=cmd + ['--suite', 'data-efficiency'], cwd=ROOT, env=ENV)]
+
 @pytest.fixture(scope='module')
-def tiny_study(tmp_path_factory):
-    "`--suite all --preset tiny` on the shapes, run once: (results folder, the command's output)"
-    data, results = shapes_folder(tmp_path_factory.mktemp('shapes')), tmp_path_factory.mktemp('study')
-    out = subprocess.run([sys.executable, 'experiments.py', '--suite', 'all', '--preset', 'tiny', '--dataset', f'folder:{data}',
-                          '--results', str(results), '--arch', 'mobilenetv2'], cwd=ROOT, capture_output=True, text=True, env=ENV)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return results, out.stdout
+def tiny_study(background):
+    "The study run once, in the background: (results folder, its output, the rerun)"
+    tmp, (study, rerun) = background
+    assert study.returncode == 0, study.stdout[-3000:] + study.stderr[-3000:]
+    return tmp/'study', study.stdout, rerun
 
 def test_every_suite_runs_and_the_report_is_about_this_dataset(tiny_study):
     from pypdf import PdfReader
-    results, log = tiny_study
+    results, log, _ = tiny_study
     pdf = results/'report'/'report.pdf'
     pages = PdfReader(str(pdf)).pages
     text = ' '.join(p.extract_text() for p in pages)
@@ -47,8 +51,5 @@ def test_every_suite_runs_and_the_report_is_about_this_dataset(tiny_study):
     assert (results/'analysis'/'errors.csv').exists() and (results/'figures'/'confusion_best.pdf').exists()
 
 def test_a_rerun_of_the_whole_study_trains_nothing(tiny_study):
-    results, _ = tiny_study
-    data = next(p for p in results.parent.iterdir() if p.name.startswith('shapes'))
-    out = subprocess.run([sys.executable, 'experiments.py', '--suite', 'data-efficiency', '--preset', 'tiny', '--dataset',
-                          f'folder:{data}', '--results', str(results), '--arch', 'mobilenetv2'], cwd=ROOT, capture_output=True, text=True, env=ENV)
+    out = tiny_study[2]
     assert out.returncode == 0 and re.search(r'suite data-efficiency: \d+ runs, 0 to train', out.stdout), out.stdout[-2000:]

@@ -13,11 +13,17 @@ ROOT = Path(__file__).resolve().parents[1]
 ERRORS = [(['--lr', '-1'], 'Config.lr must be a positive number'), (['--preset', 'huge'], "Unknown preset 'huge'"),
           (['--dataset', 'folder:{tmp}/none'], 'does not exist')]
 
+def background_commands(tmp):
+    "`--help`, then each of ERRORS on the smoke suite, in one interpreter (tests/cli_driver.py), begun when collected"
+    calls = [['--help'], *[['--suite', 'smoke', '--results', str(tmp/'r'), *(a.format(tmp=tmp) for a in args)] for args, _ in ERRORS]]
+    return [dict(args=[sys.executable, str(ROOT/'tests'/'cli_driver.py'), json.dumps(calls)], cwd=ROOT)]
+
 @pytest.fixture(scope='module')
-def cli(tmp_path_factory, run_experiments):
-    "The command lines below run in one interpreter: `--help`, then each of ERRORS on the smoke suite"
-    tmp = tmp_path_factory.mktemp('cli')
-    return run_experiments(['--help'], *[['--suite', 'smoke', '--results', tmp/'r', *(a.format(tmp=tmp) for a in args)] for args, _ in ERRORS])
+def cli(background):
+    "The command lines' exit statuses and streams, one `CompletedProcess` each"
+    (driver,) = background[1]
+    assert driver.returncode == 0, driver.stderr[-3000:]
+    return [subprocess.CompletedProcess(**r) for r in json.loads(driver.stdout.splitlines()[-1])]
 
 def test_every_suite_is_described_once_and_the_cli_lists_exactly_those(cli):
     out = cli[0].stdout
