@@ -29,17 +29,20 @@ def tiny():
     return cfg, learn, rec
 
 # --- long subprocesses in the background ------------------------------------------------------------------------------
-# A test module may define `background_commands(tmp) -> [subprocess kwargs]`: once its tests are selected, those commands
-# start, one after another, in a thread of this process, and the module's tests run last, reading them through the
-# `background` fixture. With one torch thread per process the commands' work takes the other core while the rest of the
+# A test module may define `background_commands(tmp) -> [subprocess kwargs]`: once a selected test reads them (through the
+# `background` fixture), those commands are queued, and that module's tests run last. One thread of this process runs the
+# queue, one command at a time: with one torch thread per process their work takes the other core while the rest of the
 # suite runs, instead of adding to its time. Each module's commands get a fresh FTL_CACHE of their own in `tmp`.
 
+QUEUE = []  # the one thread that runs every module's background commands, in the order the modules' tests will run
+
 class Background:
-    "Commands run one after another in a thread (their work is theirs): `results()` waits for their `CompletedProcess`es"
+    "A module's commands, queued behind the other modules': `results()` waits for their `CompletedProcess`es"
     def __init__(self, commands, tmp):
         from concurrent.futures import ThreadPoolExecutor
+        if not QUEUE: QUEUE.append(ThreadPoolExecutor(1, thread_name_prefix='background'))
         self.tmp, self.proc, self.stopped = tmp, None, False
-        self.future = ThreadPoolExecutor(1, thread_name_prefix='background').submit(self._run, commands)
+        self.future = QUEUE[0].submit(self._run, commands)
     def _run(self, commands):
         import subprocess
         done = []
