@@ -2,10 +2,9 @@
 from __future__ import annotations
 import json, shutil
 import pandas as pd
-from ..config import Config
 from ..errors import UserError
 from ..records import check_writable
-from ..runner import register, suite_records
+from ..runner import Study, register, suite_records
 from ..choices import best_record
 from ..analysis import RULES, with_commentary
 from ..prose import num, pct, table, title, claim, p_words, ALPHA

@@ -1,6 +1,5 @@
 "The headline model: the best cell on validation, trained once more at the headline size on each task, tested with and without TTA"
 from __future__ import annotations
-import inspect
 from dataclasses import replace
 import numpy as np, pandas as pd
 from ..metrics import METRICS, scores, columns
@@ -10,7 +9,7 @@ from ..config import Config
 from ..errors import UserError
 from ..runner import Study, register, suite_records
 from ..choices import best_record
-from ..prose import num, pct, pm, table, title, claim
+from ..prose import num, pm, title, claim
 from .. import tables
 
 def _task_name(task, data) -> str:

@@ -1,7 +1,7 @@
 "Class imbalance: the best strategies cell with and without a class-weighted loss"
 from __future__ import annotations
 from dataclasses import replace
-import numpy as np, pandas as pd
+import pandas as pd
 from ..config import Config
 from ..runner import Study, register
 from ..choices import best_record

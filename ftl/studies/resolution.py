@@ -1,7 +1,7 @@
 "Which image size: the best recipe found so far at several sizes, one seed, the whole one-cycle schedule"
 from __future__ import annotations
 from dataclasses import replace
-import numpy as np, pandas as pd
+import pandas as pd
 from ..models import get_arch
 from ..config import PRESETS
 from ..runner import Study, register
