@@ -7,6 +7,7 @@ from .data import check_dataset_name, dataset_id
 from .models import get_arch
 from .features import cached_path_applies
 from .strategies import STRATEGIES, AUGMENTATIONS, N_GROUPS
+from .losses import LOSSES
 
 __all__ = ['Config', 'PRESETS', 'MONITORS', 'PRECISIONS', 'preset_config', 'grid_runs', 'strategy_order']
 
@@ -32,7 +33,8 @@ class Config:
     bs: int = 32
     patience: int = 3            # epochs without a better `monitor` before stopping; >= epochs: never stops early
     monitor: str = 'valid_loss'  # one of MONITORS: the validation quantity that restores the best epoch
-    class_weights: bool = False  # cross-entropy weighted by inverse class frequency of the training subset
+    class_weights: bool = False  # the loss weighted by inverse class frequency of the training subset
+    loss: str = 'cross-entropy'  # a name in losses.LOSSES ('ordinal' reads the classes in label order as levels)
     tta: bool = False            # also evaluate the test split with fastai's test-time augmentation
     precision: str = 'auto'      # 'auto': fp16 (to_fp16) where CUDA exists, else fp32; 'fp32'; or 'bf16' (autocast, CPU or CUDA)
     skip_bad_images: bool = False  # folder datasets: list and skip unreadable images instead of stopping
@@ -60,6 +62,7 @@ class Config:
         need(self.strategy in STRATEGIES, 'strategy', f'one of {list(STRATEGIES)}')
         need(self.augment in AUGMENTATIONS, 'augment', f'one of {list(AUGMENTATIONS)}')
         need(self.head in ('linear', 'mlp'), 'head', "'linear' or 'mlp'")
+        need(self.loss in LOSSES, 'loss', f'one of {list(LOSSES)}')
         need(num(self.fraction) and 0 < self.fraction <= 1, 'fraction', 'in (0, 1]')
         need(integer(self.seed) and self.seed >= 0, 'seed', 'an integer >= 0')
         need(integer(self.epochs) and self.epochs >= 1, 'epochs', 'an integer >= 1')

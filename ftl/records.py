@@ -12,6 +12,7 @@ __all__ = ['SCHEMA_VERSION', 'Record', 'CorruptRecord', 'record_path', 'save_rec
            'find_twin', 'set_aside', 'check_writable', 'cell_key', 'records_frame', 'write_atomic']
 
 SCHEMA_VERSION = 2
+CONFIG_ADDED = dict(skip_bad_images=False, loss='cross-entropy')  # Config fields added after records were written: what every older run had
 
 @dataclass
 class Record:
@@ -135,11 +136,11 @@ def _signals(r: Record) -> dict:
 
 def cell_key(r: Record, without=('seed',)) -> str:
     "The cell a run belongs to: its configuration without the seed (the seeds of one cell share it), or without other `without` fields"
-    return json.dumps({k: v for k, v in r.config.items() if k not in without}, sort_keys=True)
+    return json.dumps({k: v for k, v in {**CONFIG_ADDED, **r.config}.items() if k not in without}, sort_keys=True)
 
 def records_frame(records) -> pd.DataFrame:
     "One row per record: its config, where it came from, best-epoch validation and test metrics, sizes, timings, signals"
-    rows = [{**r.config, 'suite': r.suite, 'key': r.key, 'init': 'pretrained' if r.config['pretrained'] else 'scratch',
+    rows = [{**CONFIG_ADDED, **r.config, 'suite': r.suite, 'key': r.key, 'init': 'pretrained' if r.config['pretrained'] else 'scratch',
              'family': r.arch['family'], 'pretraining': r.arch['pretraining'], 'n_train': r.n_train,
              'n_min_class': min(r.n_train_per_class.values()), 'best_epoch': r.best_epoch, 'epochs_run': len(r.history),
              'epochs_max': r.hyperparams['epochs_max'], 'valid_loss': r.best['valid_loss'],

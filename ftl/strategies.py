@@ -1,12 +1,18 @@
 "Fine-tuning strategies, each a short function of a fastai `Learner`, a config and the callbacks of one run; augmentations"
 from __future__ import annotations
-import numpy as np
+import numpy as np, torch
 from fastai.vision.all import aug_transforms, BnFreeze, Dihedral, Brightness, Contrast
 
 __all__ = ['STRATEGIES', 'feature_extraction', 'full_finetune', 'gradual_unfreeze', 'discriminative_lr', 'fine_tune',
-           'AUGMENTATIONS', 'augmentations', 'describe_augmentation', 'N_GROUPS']
+           'AUGMENTATIONS', 'FLIPS', 'flips_draw', 'augmentations', 'describe_augmentation', 'N_GROUPS']
 
 N_GROUPS = 4  # parameter groups of every ftl learner: three body groups (timm's group_matcher) and the head
+
+FLIPS = (0, 1, 2, 4)  # fastai's dihedral indices that keep horizontal lines horizontal: none, the two flips, the half-turn
+
+def flips_draw(x) -> torch.Tensor:
+    "One of FLIPS per image of the batch `x`, uniformly (fastai's `Dihedral` draws its index with this)"
+    return torch.tensor(FLIPS, device=x.device)[torch.randint(0, len(FLIPS), (x.size(0),), device=x.device)]
 
 # name -> (fastai batch transforms applied to training batches only, what they do in words, their settings)
 AUGMENTATIONS = {
@@ -17,7 +23,11 @@ AUGMENTATIONS = {
     'dihedral': (lambda dihedral_p, max_lighting, p_lighting: [Dihedral(p=dihedral_p), Brightness(max_lighting, p_lighting),
                                                                Contrast(max_lighting, p_lighting)],
                  'the 8 symmetries of the square (flips and 90-degree rotations) with mild brightness and contrast changes',
-                 dict(dihedral_p=1.0, max_lighting=0.1, p_lighting=0.75)),  # a cell has no canonical orientation
+                 dict(dihedral_p=1.0, max_lighting=0.1, p_lighting=0.75)),  # images with no canonical orientation
+    'flips': (lambda flips_p, max_lighting, p_lighting: [Dihedral(p=flips_p, draw=flips_draw), Brightness(max_lighting, p_lighting),
+                                                         Contrast(max_lighting, p_lighting)],
+              'horizontal and vertical flips and the half-turn (no quarter-turns: horizontal lines stay horizontal) with mild '
+              'brightness and contrast changes', dict(flips_p=1.0, max_lighting=0.1, p_lighting=0.75)),
 }
 
 def augmentations(name: str) -> list:

@@ -6,7 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np, torch, fastai, timm, sklearn
-from fastai.vision.all import EarlyStoppingCallback, SaveModelCallback, MixUp, CrossEntropyLossFlat, set_seed, default_device
+from fastai.vision.all import EarlyStoppingCallback, SaveModelCallback, MixUp, set_seed, default_device
 from .metrics import fastai_metrics
 from .data import load_source, make_dls, labelled_test_dl, subset_indices, dataset_id
 from .config import Config, PRESETS, MONITORS, PRECISIONS, preset_config, grid_runs, strategy_order
@@ -15,7 +15,9 @@ from .models import create_learner, norm_stats, get_arch, weights_file, weights_
 from .features import cached_path_applies, cached_features, feature_learner
 from .strategies import STRATEGIES, augmentations, describe_augmentation
 from .evaluate import test_metrics
+from .losses import make_loss, describe_loss
 from .records import Record, SCHEMA_VERSION
+from .errors import ConfigError
 
 __all__ = ['prepare', 'build_learner', 'train', 'run', 'run_config', 'export']
 
@@ -30,15 +32,24 @@ def _class_weights(source, train_idx) -> torch.Tensor:
     counts = np.bincount(source.labels[train_idx], minlength=len(source.classes))
     return torch.tensor(len(train_idx)/(len(counts)*np.maximum(counts, 1)), dtype=torch.float32)
 
+def check_ordered(source):
+    "An ordinal loss reads the classes as levels in label order: only a card that says `ordered: true` allows that"
+    from .datasets import card_of
+    if not card_of(source).ordered:
+        raise ConfigError(f"Config.loss 'ordinal' treats the classes of {source.name} {list(source.classes)} as ordered levels, but its "
+                          "dataset card does not say `ordered: true`: add that line to the card (if the label order is the levels' order) "
+                          "or use loss 'cross-entropy'")
+
 def build_learner(cfg: Config, source=None, device=None):
     "The `Learner` of `cfg` (and its source): stratified subset DataLoaders, explicit normalisation, metrics, loss"
     source = source or load_source(cfg.dataset, cfg.size, cfg.skip_bad_images)
+    if cfg.loss == 'ordinal': check_ordered(source)
     stats = norm_stats(cfg.arch)  # the scratch arm uses its pretrained twin's statistics too
     dls = make_dls(source, cfg.fraction, cfg.seed, cfg.bs, stats, augmentations(cfg.augment), device=device)
     train_idx = subset_indices(source.labels, source.idx('train'), cfg.fraction, cfg.seed, source.classes)
     weight = _class_weights(source, train_idx) if cfg.class_weights else None
     learn = create_learner(dls, cfg.arch, pretrained=cfg.pretrained, size=cfg.size, head=cfg.head, cbs=[PlainTensors()],
-                           metrics=fastai_metrics(), loss_func=CrossEntropyLossFlat(weight=weight))
+                           metrics=fastai_metrics(), loss_func=make_loss(cfg.loss, len(source.classes), weight))
     learn.recorder.train_metrics = False
     return learn, source
 
@@ -48,7 +59,7 @@ def _probe_learner(cfg, source, train_idx, device):
     feats, hit = cached_features(cfg.arch, weights_id(cfg.arch), cfg.size, source, lambda: build_learner(cfg, source, device)[0])
     set_seed(cfg.seed, reproducible=True)  # the head's init and the batch order do not depend on the cache's state
     weight = _class_weights(source, train_idx) if cfg.class_weights else None
-    learn, tdl = feature_learner(feats, source, train_idx, cfg.bs, fastai_metrics(), device, loss_func=CrossEntropyLossFlat(weight=weight))
+    learn, tdl = feature_learner(feats, source, train_idx, cfg.bs, fastai_metrics(), device, loss_func=make_loss(cfg.loss, len(source.classes), weight))
     return learn, tdl, dict(feature_seconds=time.time() - start, feature_cache_hit=hit)
 
 def _callbacks(cfg, history):
@@ -79,7 +90,7 @@ def _hyperparams(cfg, learn, history, precision) -> dict:
                 model_selection=dict(monitor=cfg.monitor, on='validation'),
                 augmentation=describe_augmentation(cfg.augment), mixup=cfg.mixup, head=cfg.head,
                 head_layers=[type(m).__name__ for m in learn.model[-1].modules() if not list(m.children())],
-                class_weights=learn.loss_func.func.weight.tolist() if getattr(learn.loss_func.func, 'weight', None) is not None else None,
+                class_weights=describe_loss(learn.loss_func)['class_weights'], loss=describe_loss(learn.loss_func),
                 image_size=cfg.size, precision=precision, seed=cfg.seed, train_bn=learn.train_bn,
                 tta=describe_augmentation(cfg.augment if cfg.augment != 'none' else TTA_AUGMENT) if cfg.tta else None)
 

@@ -106,11 +106,11 @@ def _headline_outputs(study, df):
 
 @register('headline', export=True, outputs=_headline_outputs, values=values, title='The headline models', order=70)
 def headline(study: Study) -> list:
-    """The headline model: the best cell on validation among architectures, strategies and imbalance (a backbone too costly
-    for the grids can still win), trained at full resolution once per seed of the preset; tested alone, with TTA and as an
+    """The headline model: the best cell on validation among architectures, strategies, imbalance and levers (a backbone
+    too costly for the grids can still win), trained at full resolution once per seed of the preset; tested alone, with TTA and as an
     ensemble; the derived tasks of the dataset's card scored from its probabilities"""
     if not suite_records('strategies', study): raise UserError(f"No strategies records for preset {study.preset!r}: run --suite strategies first")
-    best = best_record(study, suites=('architectures', 'strategies', 'imbalance'))
+    best = best_record(study, suites=('architectures', 'strategies', 'imbalance', 'levers'))
     m, size = get_arch(best.config['arch']).size_multiple, settings(study.preset)['size']
     return [replace(Config(**best.config), size=int(round(size/m))*m, tta=settings(study.preset)['tta'], seed=s).validate() for s in study.seeds]
 

@@ -1,25 +1,105 @@
-"Levers toward the study's goals: each a change to the headline cell, measured on validation before the headline uses it"
+"""Levers toward the study's goals: changes to the best cell, each trained at the study's size on every seed and measured on
+validation against the best cell itself; the headline then takes the best cell of all (levers included) by validation"""
 from __future__ import annotations
+import json
 from dataclasses import replace
-from ..models import get_arch
+import numpy as np, pandas as pd
+from scipy.ndimage import uniform_filter1d
+from ..config import Config
+from ..data import load_source
+from ..datasets import card_of
+from ..strategies import describe_augmentation
 from ..runner import Study, register
-from ..choices import best_record
-from .headline import settings as headline_settings
+from ..choices import best_record, best_cell
+from ..prose import num, pm, table, title, claim, interval
+from .. import tables
 
-SETTINGS = {  # per preset: the levers tried (a name and the Config fields it changes); a preset without them tries none
-    'study': dict(levers={'native resolution': dict(size=300)}),  # the native images are 300 px (a ViT rounds to its patch: 294)
+LINE_RATIO = 4.0   # an image's lines run one way when their profile energy that way is this many times the other's
+AGREE = 0.99       # the share of oriented images that must agree before flips alone are the augmentation that fits
+
+def orientation_census(images) -> dict:
+    """How many images have their narrow straight structures (busbars, rulings, seams) running horizontally, vertically or
+    neither: the energy of narrow dips in the central crop's row profile against its column profile"""
+    g = np.asarray(images, np.float32)
+    g = g.mean(-1) if g.ndim == 4 else g
+    h, w = g.shape[1:3]
+    c = g[:, h//8:h - h//8, w//8:w - w//8]  # the centre: frame edges and dark corners are no lines
+    k = max(3, c.shape[1]//8) | 1
+    narrow = lambda p: ((p - uniform_filter1d(p, k, axis=1, mode='nearest'))**2).sum(1) + 1e-9
+    ratio = narrow(c.mean(2))/narrow(c.mean(1))
+    return dict(horizontal=int((ratio > LINE_RATIO).sum()), vertical=int((ratio < 1/LINE_RATIO).sum()),
+                none=int(((ratio <= LINE_RATIO) & (ratio >= 1/LINE_RATIO)).sum()))
+
+def fitting_augmentation(census: dict) -> str:
+    "'flips' when the oriented images agree (a quarter-turn would show a view the data never has), else 'dihedral'"
+    oriented = census['horizontal'] + census['vertical']
+    return 'flips' if oriented and max(census['horizontal'], census['vertical']) >= AGREE*oriented else 'dihedral'
+
+def _census(study: Study) -> dict: return orientation_census(load_source(study.dataset, study.settings['size']).images)
+
+# name -> the Config fields it changes, from the best cell's config and the dataset (None: it does not apply to this dataset)
+LEVERS = {
+    'augmentation that fits, twice the epochs': lambda c, study: dict(augment=fitting_augmentation(_census(study)), epochs=2*c.epochs),
+    'ordinal soft labels': lambda c, study: dict(loss='ordinal') if card_of(study.dataset).ordered else None,
 }
+SETTINGS = {'study': ('augmentation that fits, twice the epochs', 'ordinal soft labels'),
+            'tiny': ('augmentation that fits, twice the epochs', 'ordinal soft labels')}  # the levers a preset tries
 
-def lever_configs(study: Study) -> dict:
-    "Lever name -> the headline cell's first-seed config with that lever applied (sizes rounded to the backbone's multiple)"
-    levers = SETTINGS.get(study.preset, {}).get('levers', {})
-    if not levers: return {}
-    best = best_record(study, suites=('architectures', 'strategies', 'imbalance')).config
-    m = get_arch(best['arch']).size_multiple
-    base = study.config(**{**best, 'size': headline_settings(study.preset)['size'], 'tta': headline_settings(study.preset)['tta'], 'seed': 0})
-    return {name: replace(base, **{**ch, **({'size': int(ch['size'])//m*m} if 'size' in ch else {})}).validate() for name, ch in levers.items()}
+def base_record(study: Study):
+    "The best cell's first run among the grids the levers build on (the levers themselves excluded)"
+    return best_record(study, suites=('architectures', 'strategies', 'imbalance'))
 
-@register('levers', order=65)
+def lever_cells(study: Study) -> dict:
+    "Lever name -> the Config fields it changes in the best cell, for the levers of the preset that apply to the dataset"
+    base = Config(**base_record(study).config)
+    return {n: ch for n in SETTINGS.get(study.preset, ()) if (ch := LEVERS[n](base, study)) is not None}
+
+def _levers_outputs(study, df):
+    "What the report needs besides the records: each lever's changes and the orientation census the augmentation was chosen by"
+    census = _census(study)
+    info = dict(census=census, arm=fitting_augmentation(census), base=base_record(study).key, levers=lever_cells(study))
+    (study.layout.tables/'levers.json').write_text(json.dumps(info, indent=1) + '\n')
+
+@register('levers', order=65, outputs=_levers_outputs, values=lambda *a: values(*a), title='Levers toward the goals')
 def levers(study: Study) -> list:
-    "Levers toward the goals: the headline cell with one change each (e.g. native resolution), one seed, judged on validation"
-    return list(lever_configs(study).values())
+    """Levers toward the goals: the best cell with one change each (augmentation fitting the images' orientation with a
+    longer schedule; an ordinal loss for ordered classes), every seed, judged on validation against the best cell"""
+    cells = lever_cells(study)
+    if not cells: return []
+    base = Config(**base_record(study).config)
+    return [replace(base, **ch, seed=s).validate() for ch in cells.values() for s in study.seeds]
+
+def _changes(c: dict) -> str:
+    "What a run's augmentation, schedule and loss are, in words"
+    return f"augmentation {c['augment']}, {c['epochs']} epochs, loss {c['loss']}"
+
+def values(v, raw, frames, lay, p):
+    "Each lever's validation macro-F1 against the best cell's, paired over seeds, and the orientation census behind the augmentation"
+    lv, info = frames.get('levers', pd.DataFrame()), lay.tables/'levers.json'
+    if not len(lv) or not info.exists(): return
+    info = json.loads(info.read_text())
+    pool = pd.concat([frames[s] for s in ('architectures', 'strategies', 'imbalance') if s in frames])
+    base = pool[pool.key.isin({r.key for r in best_cell(pool.record)})].drop_duplicates('key')
+    if info['base'] not in set(base.key): return  # the levers were built on another cell than the grids now choose: rerun them
+    b, rows, raw['levers'] = base.record.iloc[0].config, [], {}
+    row = lambda name, g, d: dict(lever=name, change=_changes(g.record.iloc[0].config), seeds=num(len(g)), diff=d,
+                                  valid=pm(g.valid_macro_f1.mean(), g.valid_macro_f1.std()), test=pm(g.test_macro_f1.mean(), g.test_macro_f1.std()))
+    rows.append(row('none (the best cell)', base, ''))
+    for name, ch in info['levers'].items():
+        g = lv[np.logical_and.reduce([lv[k] == x for k, x in ch.items()])]
+        if not len(g): continue
+        raw['levers'][name] = tables.paired_diff(g.set_index('seed').valid_macro_f1, base.set_index('seed').valid_macro_f1)
+        rows.append(row(name, g, interval(*raw['levers'][name])))
+    v['levers'] = table(pd.DataFrame(rows), {'lever': lambda r: r.lever, 'what runs': lambda r: r.change, 'seeds': lambda r: r.seeds,
+                                             'valid macro-F1': lambda r: r.valid, 'change on valid [95 % CI]': lambda r: r.diff,
+                                             'test macro-F1': lambda r: r.test})
+    c = info['census']
+    v['levers_base'] = dict(arch=title(b['arch']), strategy=b['strategy'], size=num(b['size']), augment=b['augment'], epochs=num(b['epochs']))
+    v['orientation'] = dict(**{k: num(n) for k, n in c.items()}, n=num(sum(c.values())), arm=info['arm'], ratio=num(LINE_RATIO, 0),
+                            agree=f'{100*AGREE:.0f} %', words=describe_augmentation(info['arm'])['description'])
+
+@claim('a-lever-helps', "some lever raises validation macro-F1 over the best cell: its paired 95 % interval over seeds lies above zero", 'paired 95 % t-interval')
+def _(r): return any(lo > 0 for _, lo, _ in r['levers'].values()), '; '.join(f'{n}: {interval(*d)}' for n, d in r['levers'].items())
+
+@claim('a-lever-hurts', "some lever lowers validation macro-F1 below the best cell's: its paired 95 % interval over seeds lies below zero", 'paired 95 % t-interval')
+def _(r): return any(hi < 0 for _, _, hi in r['levers'].values()), '; '.join(f'{n}: {interval(*d)}' for n, d in r['levers'].items())
