@@ -22,6 +22,10 @@ class Task:
     rule: dict
     reason: str = ''
     retired: str = ''  # why new studies should not use it ('' when they may)
+    def new_index(self, classes) -> list:
+        "The new class index of each of the dataset's `classes` (in their order) under `rule`"
+        new = {c: i for i, cs in enumerate(self.rule.values()) for c in cs}
+        return [new[c] for c in classes]
 
 @dataclass
 class Card:

@@ -22,8 +22,7 @@ def derive_task(source: Source, task: Task, name: str) -> Source:
     "`source` with its classes regrouped by `task.rule`; a split ftl stratified is stratified again on the new labels"
     missing = sorted({c for v in task.rule.values() for c in v} ^ set(source.classes))
     if missing: raise DataError(f"Task {task.name!r} groups classes {missing} that {source.name} lacks or leaves out: fix the rule")
-    new = {c: i for i, cs in enumerate(task.rule.values()) for c in cs}
-    labels = np.array([new[c] for c in source.classes])[source.labels]
+    labels = np.array(task.new_index(source.classes))[source.labels]
     classes, info = list(task.rule), {**source.info, 'task': task.name, 'base': source.name, 'base_classes': source.classes}
     split = (stratified_split(labels, info['split_fracs'], info['split_seed'], classes) if 'split_fracs' in info else source.split)
     return Source(name, source.images, labels, classes, split, info)

@@ -65,12 +65,10 @@ SETTINGS = {'tiny': dict(size=48)}
 
 def settings(preset: str) -> dict: return {**HEADLINE, **SETTINGS.get(preset, {})}
 
-def regroup(probs: np.ndarray, targets: np.ndarray, vocab: list, rule: dict) -> tuple:
-    "Probabilities and targets of a derived task: each new class's probability is the sum of its classes' (`rule`)"
-    groups = [[vocab.index(c) for c in cs] for cs in rule.values()]
-    new = np.zeros(len(vocab), int)
-    for j, g in enumerate(groups): new[g] = j
-    return np.stack([probs[:, g].sum(1) for g in groups], 1), new[targets]
+def regroup(probs: np.ndarray, targets: np.ndarray, vocab: list, task) -> tuple:
+    "Probabilities and targets of a derived task: each new class's probability is the sum of its classes' (`task.rule`)"
+    new = np.array(task.new_index(vocab))
+    return np.stack([probs[:, new == j].sum(1) for j in range(len(task.rule))], 1), new[targets]
 
 def _scores(probs, targets, split) -> dict:
     return {f'{split}_{k}': x for k, x in scores(targets, probs.argmax(1), np.arange(probs.shape[1])).items()}
@@ -83,7 +81,7 @@ def headline_scores(df: pd.DataFrame, tasks: list) -> pd.DataFrame:
         runs = []
         for r in df.sort_values('seed').record:
             preds = {sp: (np.array(r.predictions[sp]['probs']), np.array(r.predictions[sp]['targets'])) for sp in ('valid', 'test')} if r.predictions else None
-            if preds and task: preds = {sp: regroup(*pt, r.vocab, task.rule) for sp, pt in preds.items()}
+            if preds and task: preds = {sp: regroup(*pt, r.vocab, task) for sp, pt in preds.items()}
             if preds: runs.append(preds)
             own = {f'{sp}_{m}': x[m] for sp, x in (('valid', r.best), ('test', r.test), ('tta', r.test_tta or {})) for m in METRICS if m in x}
             row = {k: v for sp, pt in (preds or {}).items() for k, v in _scores(*pt, sp).items()} if task else own
