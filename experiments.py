@@ -23,7 +23,8 @@ def main(suite:Annotated[str, SUITE_HELP, dict(choices=[*SUITES, 'all'])]='smoke
          epochs:int=None,            # total epochs of each run, across its stages; default: the preset's (suites may scale it)
          bs:int=None,                # batch size; default: the preset's (on a large GPU, raise it to fill the device)
          strategy:str=None,          # fine-tuning strategy for every run: feature-extraction, full-finetune, gradual-unfreeze, discriminative-lr, fine-tune
-         augment:str=None,           # augmentation for every run: none, fastai, dihedral
+         augment:str=None,           # augmentation for every run: none, fastai, dihedral, flips
+         loss:str=None,              # loss for every run: cross-entropy, or ordinal (classes the dataset card orders)
          fraction:float=None,        # share of the training split for every run, in (0, 1]
          seed:int=None,              # one seed for every run instead of the preset's seeds
          lr:float=None,              # peak learning rate
@@ -32,7 +33,7 @@ def main(suite:Annotated[str, SUITE_HELP, dict(choices=[*SUITES, 'all'])]='smoke
          workers:int=None,           # run the suite's pending runs as Ray tasks on this many local workers
          ray_address:str=None):      # or join a Ray cluster ('auto' or host:port); records are written by this process
     "Run one ftl suite; finished runs are skipped, so an interrupted suite resumes where it stopped"
-    given = dict(size=size, epochs=epochs, bs=bs, strategy=strategy, augment=augment, fraction=fraction, seed=seed, lr=lr,
+    given = dict(size=size, epochs=epochs, bs=bs, strategy=strategy, augment=augment, loss=loss, fraction=fraction, seed=seed, lr=lr,
                  precision=precision, skip_bad_images=skip_bad_images or None)
     try:
         study = Study(dataset=dataset, arch=arch, preset=preset, online=online, results=results, card=card,
