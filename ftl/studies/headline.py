@@ -1,11 +1,13 @@
 "The headline model: the best cell on validation, trained once more at the headline size on each task, tested with and without TTA"
 from __future__ import annotations
+import json
 from dataclasses import replace
 import numpy as np, pandas as pd
 from ..metrics import METRICS, scores, columns
 from ..datasets import load_card, tasks_of
 from ..models import get_arch
 from ..config import Config
+from ..records import CONFIG_ADDED
 from ..errors import UserError
 from ..runner import Study, register, suite_records
 from ..choices import best_record
@@ -31,7 +33,7 @@ def values(v, raw, frames, lay, p):
         seeds, ens = g[g.run != 'ensemble'], g[g.run == 'ensemble']
         ms = lambda col: pm(seeds[col].mean(), seeds[col].std(ddof=1) if len(seeds) > 1 else np.nan)
         e = ens.iloc[0] if len(ens) else None
-        use_ens = e is not None and e.valid_macro_f1 >= seeds.valid_macro_f1.mean()  # validation chooses the form that is quoted
+        use_ens = quoted(g) == 'ensemble'
         rows.append(dict(task=_task_name(task, v['data']), description=task.description if task else '', main=task is None,
                          seeds=num(len(seeds)), accuracy=ms('test_accuracy'), f1=ms('test_macro_f1'),
                          ens_accuracy=num(e.test_accuracy) if e is not None else '', ens_f1=num(e.test_macro_f1) if e is not None else '',
@@ -45,6 +47,7 @@ def values(v, raw, frames, lay, p):
             accuracy=(e.test_accuracy if use_ens else seeds.test_accuracy.mean()), macro_f1=(e.test_macro_f1 if use_ens else seeds.test_macro_f1.mean()),
             n=int(h.record.iloc[0].n_test), model=f"headline {'ensemble' if use_ens else 'mean of seeds'}, {title(h.arch.iloc[0])} at {h['size'].iloc[0]} px")
     r0 = h.iloc[0]
+    v['headline_other'] = other_precisions(h, lay.results/'headline')
     v['headline'] = dict(tasks=rows, arch=title(r0.arch), strategy=r0.strategy, augment=r0.augment, size=num(r0['size']),
                          seeds=num(len(h)), minutes=num(h.train_seconds.mean()/60, 0))
     v['headline_table'] = dict(headers=['task', 'model', 'valid macro-F1', 'test accuracy', 'test macro-F1'], rows=table_rows)
@@ -52,6 +55,20 @@ def values(v, raw, frames, lay, p):
     raw['headline_px'] = int(h['size'].max())
     tta = [r.record.hyperparams['tta'] for _, r in h.iterrows() if r.record.hyperparams.get('tta')]
     if tta: v['headline_tta'] = tta_words(tta[0])
+
+def other_precisions(h: pd.DataFrame, folder) -> list:
+    "Runs of the headline cell recorded in another precision (not replicates: disclosed beside them), with their scores"
+    from ..records import read_records
+    same = lambda c: json.dumps({k: x for k, x in {**CONFIG_ADDED, **c}.items() if k != 'precision'}, sort_keys=True)
+    mine, keys = {same(r.config) for r in h.record}, set(h.key)
+    return [dict(seed=num(r.config['seed']), precision=r.hyperparams['precision'], valid=num(r.best['macro_f1']),
+                 accuracy=num(r.test['accuracy']), f1=num(r.test['macro_f1']))
+            for r in read_records(folder) if r.key not in keys and same(r.config) in mine]
+
+def quoted(g: pd.DataFrame) -> str:
+    "The form of the headline quoted for one task (its rows of `headline_scores`): the ensemble where its validation macro-F1 is at least the seeds' mean, else the seeds' mean; test scores play no part"
+    seeds, ens = g[g.run != 'ensemble'], g[g.run == 'ensemble']
+    return 'ensemble' if len(ens) and ens.valid_macro_f1.iloc[0] >= seeds.valid_macro_f1.mean() else 'seeds'
 
 def tta_words(aug: dict) -> dict:
     "What fastai's `Learner.tta` does with the run's augmentation, its view count and blend weight read from its signature"
