@@ -12,10 +12,11 @@ from .data import load_source, labelled_test_dl
 
 __all__ = ['interpret', 'cam_target', 'class_activation_maps', 'out_of_sample_probs', 'label_issues', 'suspect_labels', 'ordinal_errors',
            'error_gallery', 'probe_features',
-           'image_quality', 'error_evidence', 'categorize', 'failure_table', 'per_class_table', 'with_commentary', 'analyse', 'CATEGORIES', 'RULES',
+           'image_quality', 'error_evidence', 'categorize', 'failure_table', 'GALLERY', 'select_errors', 'per_class_table', 'with_commentary', 'analyse', 'CATEGORIES', 'RULES',
            'THRESHOLDS']
 
 CATEGORIES = ['poor image quality', 'possible labelling error', 'ambiguous or visually similar', 'genuine domain difficulty']
+SHORT = dict(zip(CATEGORIES, ['image quality', 'label doubt', 'ambiguous', 'domain']))  # the gallery's narrow titles
 THRESHOLDS = dict(quality_z=2.5, folds=5)
 RULES = {  # each category's rule, applied in this order; the first that holds names the error
     CATEGORIES[0]: f"sharpness, contrast or exposure more than {THRESHOLDS['quality_z']} standard deviations from the true class's training images",
@@ -142,8 +143,8 @@ def categorize(e, n_classes=None, th=THRESHOLDS) -> str:
     if e['ordinal_distance'] == 1: return CATEGORIES[2]
     return CATEGORIES[3]
 
-def failure_table(interp, issues, n=12) -> pd.DataFrame:
-    "The `n` highest-loss misclassified test images with their evidence and category, and an empty commentary column"
+def failure_table(interp, issues) -> pd.DataFrame:
+    "Every misclassified test image, highest loss first, with its evidence, its category and an empty commentary column"
     source, classes = interp.source, list(interp.vocab)
     test_idx, train_idx = source.idx('test'), source.idx('train')
     probs, y_true = interp.preds.numpy(), interp.targs.numpy()
@@ -151,13 +152,22 @@ def failure_table(interp, issues, n=12) -> pd.DataFrame:
                         source.labels[train_idx], issues.iloc[test_idx].reset_index(drop=True))
     ev['loss'], ev['test_pos'] = interp.losses.numpy(), np.arange(len(ev))
     ids = source.info.get('ids', np.array([str(i) for i in range(len(source.labels))]))
-    wrong = ev[ev.true != ev.pred].sort_values('loss', ascending=False).head(n).copy()
+    wrong = ev[ev.true != ev.pred].sort_values('loss', ascending=False, kind='stable').copy()  # ties: test order
     wrong.insert(0, 'image_id', [ids[test_idx[i]] for i in wrong.test_pos])
     wrong['category'] = [categorize(r) for _, r in wrong.iterrows()]
     for j, c in enumerate(classes): wrong[f'p_{c}'] = probs[wrong.test_pos, j]
     wrong['true'], wrong['pred'] = [classes[i] for i in wrong.true], [classes[i] for i in wrong.pred]
     wrong['commentary'] = ''
     return wrong.reset_index(drop=True)
+
+GALLERY = 12  # errors a person looks at: every category that occurs, the highest-loss ones of each in turn
+
+def select_errors(errors: pd.DataFrame, n=GALLERY) -> pd.DataFrame:
+    """The gallery: the highest-loss error of each category that occurs, then the next of each, and so on, `n` in all
+    (every category is shown when there are at most `n` of them), highest loss first"""
+    turn = errors.groupby('category', sort=False).cumcount()  # `errors` is highest loss first: each error's place in its category
+    pick = errors.assign(_turn=turn).sort_values(['_turn', 'loss'], ascending=[True, False], kind='stable').head(n)
+    return pick.drop(columns='_turn').sort_values('loss', ascending=False, kind='stable').reset_index(drop=True)
 
 def per_class_table(test: dict) -> pd.DataFrame:
     "Per-class precision / recall / F1 / support with the best and worst class (by F1) marked"
@@ -175,7 +185,7 @@ def _full_resolution(source, i) -> np.ndarray:
     from PIL import Image
     with Image.open(files[i]) as im: return decode_image(im, max(im.size), source.mode)
 
-def analyse(model_path, record, out_dir, figs_dir, n_errors=12, probe_arch=None, probe_size=224) -> dict:
+def analyse(model_path, record, out_dir, figs_dir, n_errors=GALLERY, probe_arch=None, probe_size=224) -> dict:
     "Reload an exported learner, check it reproduces its record on the test split, and write the error analysis"
     from . import figures
     from .tables import write_table
@@ -191,8 +201,8 @@ def analyse(model_path, record, out_dir, figs_dir, n_errors=12, probe_arch=None,
     write_table(per_class_table(record.test), out/'per_class')
     pd.DataFrame(interp.most_confused(), columns=['true', 'predicted', 'count']).to_csv(out/'most_confused.csv', index=False)
     issues = suspect_labels(src, cfg['dataset'], probe_arch or next(a for a in ('vit_small_dinov2', 'efficientnet_lite0') if a != cfg['arch']), probe_size, out)
-    errors = failure_table(interp, issues, n_errors)
-    errors = with_commentary(errors, out/'commentary.csv')
+    every = failure_table(interp, issues)
+    errors = with_commentary(select_errors(every, n_errors), out/'commentary.csv')
     errors.drop(columns=['test_pos']).to_csv(out/'errors.csv', index=False)
     test_wrong = (interp.preds.argmax(1) != interp.targs).numpy()
     test_issue = issues.label_issue.values[src.idx('test')]
@@ -200,7 +210,9 @@ def analyse(model_path, record, out_dir, figs_dir, n_errors=12, probe_arch=None,
                    label_issues={s: int(issues.label_issue[src.split == s].sum()) for s in ('train', 'valid', 'test')},
                    images={s: int((src.split == s).sum()) for s in ('train', 'valid', 'test')},
                    test_errors=int(test_wrong.sum()), test_errors_flagged=int((test_wrong & test_issue).sum()),
-                   selected_errors_flagged=int(errors.label_issue.sum()), categories=errors.category.value_counts().to_dict(),
+                   selected_errors_flagged=int(errors.label_issue.sum()),
+                   categories={c: int((every.category == c).sum()) for c in CATEGORIES if (every.category == c).any()},  # every test error
+                   shown_categories={c: int((errors.category == c).sum()) for c in CATEGORIES if (errors.category == c).any()},
                    ordinal=ordinal_errors(record.test['confusion'], record.test['classes']), rules=RULES)
     (out/'summary.json').write_text(json.dumps(summary, indent=1))
     error_gallery(interp, errors, figs/'error_gallery', title=f'Misclassified test cells by failure category ({title})')
@@ -232,7 +244,7 @@ def error_gallery(interp, errors, path, title=''):
     test_i = src.idx('test')[errors.test_pos]
     x = _batch(interp.learn, src.images[test_i])
     maps = {k: class_activation_maps(interp.learn.model, x, [vocab.index(c) for c in errors[k]]) for k in ('true', 'pred')}
-    return figures.error_gallery(errors, [_full_resolution(src, i) for i in test_i], path, maps, title=title)
+    return figures.error_gallery(errors.assign(tag=errors.category.map(SHORT)), [_full_resolution(src, i) for i in test_i], path, maps, title=title)
 
 def probe_features(dataset, arch, size) -> np.ndarray:
     "Pooled features of every image from the pretrained backbone `arch` (cached): the independent embedding"

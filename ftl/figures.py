@@ -86,13 +86,15 @@ def confusion(test: dict, path, title='') -> Path:
     fig.suptitle(title, fontsize=10); fig.tight_layout()
     return save(fig, path)
 
-def error_gallery(errors, images, path, maps=None, title='', per_row=2) -> Path:
+PAGE_WIDTH_IN = 6.85  # the report's text width (A4 less its margins): a figure this wide prints its fonts at their size
+
+def error_gallery(errors, images, path, maps=None, title='', per_row=3) -> Path:
     """Misclassified images (`images[i]` for row i, any resolution) grouped by category: the cell, then Grad-CAM of the
-    true and the predicted class drawn over it (`maps['true'][i]`, `maps['pred'][i]`, at the model's size)"""
-    order = errors.assign(_i=range(len(errors))).sort_values(['category', 'loss'], ascending=[True, False])
+    true and the predicted class drawn over it (`maps['true'][i]`, `maps['pred'][i]`, at the model's size); page-wide, 7 pt"""
+    order = errors.assign(_i=range(len(errors))).sort_values(['category', 'loss'], ascending=[True, False], kind='stable')
     panels = 1 + 2*(maps is not None)
-    rows = int(np.ceil(len(order)/per_row))
-    fig, axes = plt.subplots(rows, per_row*panels, figsize=(1.75*per_row*panels, 2.0*rows), squeeze=False)
+    rows, side = int(np.ceil(len(order)/per_row)), PAGE_WIDTH_IN/(per_row*panels)
+    fig, axes = plt.subplots(rows, per_row*panels, figsize=(PAGE_WIDTH_IN, rows*(side + 0.32) + 0.25), squeeze=False)
     for ax in axes.flat: ax.axis('off')
     for k, (_, e) in enumerate(order.iterrows()):
         img = images[e['_i']]; h, w = img.shape[:2]
@@ -100,9 +102,9 @@ def error_gallery(errors, images, path, maps=None, title='', per_row=2) -> Path:
             ax = axes[k//per_row, (k % per_row)*panels + j]
             ax.imshow(img, cmap='gray', extent=(0, w, h, 0))
             if j: ax.imshow(maps[('true', 'pred')[j - 1]][e['_i']], cmap='jet', alpha=0.45, extent=(0, w, h, 0))
-            ax.set_title([f"{e['category']}\n{e['image_id']}", f"true: {e['true']}", f"pred: {e['pred']} ({e['confidence']:.2f})"][j],
-                         fontsize=6)
-    fig.suptitle(title, fontsize=9); fig.tight_layout(rect=(0, 0, 1, 1 - 0.3/fig.get_figheight()))
+            ax.set_title([f"{e['image_id']}\n{e.get('tag', e['category'])}", f"true\n{e['true']}",
+                          f"predicted ({e['confidence']:.2f})\n{e['pred']}"][j], fontsize=7, pad=2)
+    fig.suptitle(title, fontsize=8); fig.tight_layout(pad=0.2, h_pad=0.3, w_pad=0.1, rect=(0, 0, 1, 1 - 0.25/fig.get_figheight()))
     return save(fig, path)
 
 def metric_vs(table, x, metrics, path, title='', xlabel=None, right=None) -> Path:

@@ -4,7 +4,7 @@ import numpy as np, pandas as pd, pytest, torch
 from torch import nn
 from scipy import ndimage
 from ftl.analysis import (image_quality, error_evidence, categorize, CATEGORIES, class_activation_maps, out_of_sample_probs,
-                          label_issues, ordinal_errors)
+                          label_issues, ordinal_errors, select_errors)
 
 rng = np.random.default_rng(0)
 
@@ -24,6 +24,17 @@ def test_categories_follow_the_written_rules_in_order():
     assert categorize(base) == 'ambiguous or visually similar'
     assert categorize({**base, 'ordinal_distance': 3}) == 'genuine domain difficulty'
     assert categorize({**base, 'contrast_z': 4., 'label_issue': True}) == 'poor image quality'
+
+def test_gallery_shows_every_category_that_occurs_highest_loss_first():
+    cats = ['ambiguous or visually similar']*20 + ['genuine domain difficulty']*3 + ['possible labelling error']*2 + ['poor image quality']
+    errors = pd.DataFrame(dict(category=cats, loss=np.r_[np.linspace(9, 5, 20), [4, 3, 2], [8.5, 1], [0.5]], image_id=range(26)))
+    errors = errors.sort_values('loss', ascending=False, kind='stable').reset_index(drop=True)  # as failure_table orders them
+    g = select_errors(errors, 12)
+    assert len(g) == 12 and set(g.category) == set(cats) and g.loss.is_monotonic_decreasing
+    assert (g.category == 'ambiguous or visually similar').sum() == 12 - 3 - 2 - 1  # the rest go to the most frequent, by loss
+    top = errors[errors.category == 'ambiguous or visually similar'].head(6)
+    assert set(top.image_id) <= set(g.image_id)  # within a category, the highest losses
+    assert len(select_errors(errors.head(5), 12)) == 5
 
 def test_ordinal_distances_read_the_confusion_matrix_both_ways():
     cm = [[10, 2, 0, 1],   # true level 0: 2 adjacent, 1 at the far end
