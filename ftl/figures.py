@@ -2,10 +2,14 @@
 from __future__ import annotations
 from pathlib import Path
 import numpy as np
-import matplotlib.pyplot as plt  # the backend is the caller's: scripts pick Agg, notebooks show inline
-from .metrics import METRICS
+import matplotlib as mpl, matplotlib.pyplot as plt  # the backend is the caller's: scripts pick Agg, notebooks show inline
+from .metrics import METRICS, PRIMARY
 
-__all__ = ['save', 'training_curves', 'efficiency_plot', 'confusion', 'error_gallery', 'metric_vs']
+__all__ = ['save', 'training_curves', 'efficiency_plot', 'confusion', 'error_gallery', 'metric_vs', 'class_examples', 'WIDTH', 'PRINT']
+
+WIDTH = 6.8  # inches: the report's text width (A4, 1.8 cm margins); figures are drawn at the size they print, so 7 pt prints as 7 pt
+PRINT = {'font.size': 7.5, 'axes.titlesize': 7.5, 'axes.labelsize': 7.5, 'xtick.labelsize': 7, 'ytick.labelsize': 7,
+         'legend.fontsize': 7, 'legend.title_fontsize': 7, 'figure.titlesize': 8.5}  # no text below 7 pt at print size
 
 def save(fig, path) -> Path:
     "Save `fig` as PNG (for the README and notes) and PDF (for the report), then close it"
@@ -19,111 +23,147 @@ def _seed_curve(ax, runs, key, style, **kw):
     import pandas as pd
     d = pd.DataFrame({i: pd.Series({e['epoch']: e[key] for e in r.history}) for i, r in enumerate(runs)})
     mean, std = d.mean(axis=1), d.std(axis=1)
-    line, = ax.plot(d.index, mean, style, ms=3, **kw)
+    line, = ax.plot(d.index, mean, style, ms=2.5, lw=1, **kw)
     if d.shape[1] > 1: ax.fill_between(d.index, mean - std, mean + std, color=line.get_color(), alpha=0.2, lw=0)
+    return line
 
-def _panel(ax, runs, title):
-    "Train and validation loss, validation macro-F1 (right axis) of one cell's runs (mean over seeds), restored epoch, stages"
-    _seed_curve(ax, runs, 'train_loss', 'o-', label='train loss')
-    _seed_curve(ax, runs, 'valid_loss', 's-', label='valid loss')
+def restored_early(r) -> bool:
+    "Whether run `r` restored an epoch before its last (a monitor such as valid_loss), not simply the final one"
+    return r.best_epoch != r.history[-1]['epoch']
+
+F1 = f"valid {METRICS[PRIMARY].label}"  # the training curves' right axis: the primary metric on validation
+
+def _panel(ax, runs, title) -> dict:
+    """Train and validation loss (left axis), validation macro-F1 (right axis) of one cell's runs (mean over seeds), stage
+    boundaries, and each run's restored epoch where it is not the last; returns the drawn artists by legend label and the twin axis"""
+    drawn = {'train loss': _seed_curve(ax, runs, 'train_loss', 'o-'), 'valid loss': _seed_curve(ax, runs, 'valid_loss', 's-')}
     ax2 = ax.twinx()
-    _seed_curve(ax2, runs, 'macro_f1', '^--', color='tab:green', label='valid macro-F1')
-    ax2.set_ylim(0, 1); ax2.tick_params(labelsize=7)
+    drawn[F1] = _seed_curve(ax2, runs, PRIMARY, '^--', color='tab:green')
+    ax2.set_ylim(0, 1)
     stages = [e['stage'] for e in runs[0].history]
     for i in range(1, len(stages)):
-        if stages[i] != stages[i-1]: ax.axvline(i + 0.5, color='grey', ls=':', lw=1)
-    for r in runs: ax.axvline(r.best_epoch, color='tab:red', lw=1.5, alpha=0.6/len(runs)**0.5)
-    ax.set_title(title, fontsize=8); ax.tick_params(labelsize=7); ax.set_xlabel('epoch', fontsize=7)
-    return ax2
+        if stages[i] != stages[i-1]: drawn['stage boundary'] = ax.axvline(i + 0.5, color='grey', ls=':', lw=1)
+    for r in filter(restored_early, runs): drawn['restored epoch'] = ax.axvline(r.best_epoch, color='tab:red', lw=1.2, alpha=0.6/len(runs)**0.5)
+    ax.set_title(title); ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
+    return drawn, ax2
 
-def training_curves(records, title_of, path, suptitle='', ncols=4) -> Path:
-    """One panel per cell (the seeds of one configuration), titled by `title_of(record)`: losses and validation macro-F1,
-    mean over the seeds with a band of one std, restored epochs (red), stage boundaries (dotted)"""
+@mpl.rc_context(PRINT)
+def training_curves(records, title_of, path, suptitle='', ncols=4, width=WIDTH) -> Path:
+    """One panel per cell (the seeds of one configuration), titled by `title_of(record)`: losses (left axis, shared) and
+    validation macro-F1 (right axis), mean over the seeds with a band of one std, stage boundaries (dotted) and, where a
+    run restored an epoch before its last, that epoch (red). Drawn `width` inches wide, the size it prints"""
     from .records import cell_key
     cells = {}
     for r in records: cells.setdefault(cell_key(r), []).append(r)
-    n = len(cells); nrows = int(np.ceil(n/ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.1*ncols, 2.4*nrows), squeeze=False)
-    for ax, runs in zip(axes.flat, cells.values()):
-        ax2 = _panel(ax, runs, title_of(runs[0]) + (f' ({len(runs)} seeds)' if len(runs) > 1 else ''))
+    n = len(cells); ncols = min(ncols, n); nrows = int(np.ceil(n/ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, 1.55*nrows + 0.3 + 0.25*(n == ncols*nrows)), squeeze=False, sharex=True, sharey=True)
+    drawn = {}
+    for i, (ax, runs) in enumerate(zip(axes.flat, cells.values())):  # every row labels its loss axis (left) and macro-F1 axis (right)
+        d, twin = _panel(ax, runs, title_of(runs[0])); drawn.update(d)
+        if i % ncols == 0: ax.set_ylabel('loss')
+        if i % ncols == ncols - 1 or i == n - 1: twin.set_ylabel(F1)
+        else: twin.tick_params(labelright=False)
+        if i + ncols >= n: ax.set_xlabel('epoch'); ax.xaxis.set_tick_params(labelbottom=True)
     for ax in axes.flat[n:]: ax.axis('off')
-    h1, l1 = axes.flat[0].get_legend_handles_labels(); h2, l2 = ax2.get_legend_handles_labels()
-    fig.legend(h1 + h2 + [plt.Line2D([], [], color='tab:red'), plt.Line2D([], [], color='grey', ls=':')],
-               l1 + l2 + ['restored epoch', 'stage boundary'], loc='lower center', ncol=5, fontsize=8,
-               bbox_to_anchor=(0.5, -0.02))
-    fig.suptitle(suptitle, fontsize=10); fig.tight_layout(rect=(0, 0.04, 1, 0.97))
+    keys = [k for k in ('train loss', 'valid loss', F1, 'stage boundary', 'restored epoch') if k in drawn]
+    if suptitle: fig.suptitle(suptitle)
+    if n < axes.size:  # the legend in the empty panels, else below them
+        axes.flat[n].legend([drawn[k] for k in keys], keys, loc='center left', frameon=False); fig.tight_layout(h_pad=0.6, w_pad=0.4)
+    else:
+        fig.legend([drawn[k] for k in keys], keys, loc='lower center', ncol=len(keys), bbox_to_anchor=(0.5, 0), frameon=False)
+        fig.tight_layout(rect=(0, 0.22/fig.get_figheight(), 1, 1), h_pad=0.6, w_pad=0.4)
     return save(fig, path)
 
-def efficiency_plot(table, path='figures/data_efficiency', title='', baseline=None) -> Path:
-    "Test accuracy and macro-F1 vs training images (log x), each arm with std error bars; scratch@100 % (and `baseline`) as lines"
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(5*len(METRICS), 3.8), squeeze=False)
+@mpl.rc_context(PRINT)
+def efficiency_plot(table, path='figures/data_efficiency', title='', baseline=None, width=WIDTH) -> Path:
+    """Test accuracy and macro-F1 vs training images (log x): each arm's mean over seeds with error bars of ± one standard
+    deviation over the seeds (the legend says so); scratch@100 % (and `baseline`) as lines. Drawn `width` inches wide"""
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(width, 3.0), squeeze=False)
+    seeds = int(table.seeds.max())
     for ax, (m, name) in zip(axes[0], [(f'test_{k}', f'test {x.label}') for k, x in METRICS.items()]):
         for init, style in (('fine-tuned', 'o-'), ('frozen probe', '^:'), ('scratch', 's--')):
             d = table[table.init == init].sort_values('n_train')
             if d.empty: continue
-            ax.errorbar(d.n_train, d[f'{m}_mean'], yerr=d[f'{m}_std'].fillna(0), fmt=style, capsize=3, label=init)
+            ax.errorbar(d.n_train, d[f'{m}_mean'], yerr=d[f'{m}_std'].fillna(0), fmt=style, ms=3.5, lw=1, capsize=2.5, label=init)
         full = table[(table.init == 'scratch') & (table.fraction == 1.0)]
         if not full.empty: ax.axhline(full[f'{m}_mean'].iloc[0], color='grey', ls=':', label='scratch @ 100 %')
         if baseline: ax.axhline(baseline[m], color='tab:red', ls='-.', lw=1, label='majority class')
         ax.set_xscale('log'); ax.set_xlabel('training images (log scale)'); ax.set_ylabel(name); ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=10); fig.tight_layout()
+        ax.set_xticks(sorted(table.n_train.unique()), [f'{n:.0f}' for n in sorted(table.n_train.unique())])  # the sizes trained, as numbers
+        ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
+    bars = 'one seed: no error bars' if seeds == 1 else f'points: mean of {seeds} seeds; error bars: ± 1 standard deviation over the seeds'
+    h, l = axes[0, 0].get_legend_handles_labels()
+    fig.legend(h, l, title=bars, loc='lower center', ncol=len(l), bbox_to_anchor=(0.5, 0), frameon=False)
+    if title: fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.45/fig.get_figheight(), 1, 1), w_pad=1.5)
     return save(fig, path)
 
-def confusion(test: dict, path, title='') -> Path:
-    "Confusion matrix of a record's test metrics: counts and row-normalised (recall on the diagonal)"
+@mpl.rc_context(PRINT)
+def confusion(test: dict, path, title='', width=3.2) -> Path:
+    """Confusion matrix of a record's test metrics, `width` inches wide: each cell its count and, below, its share of the
+    true class (row-normalised: recall on the diagonal), shaded by that share"""
+    import textwrap
     cm, classes = np.array(test['confusion']), test['classes']
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
-    for ax, (mat, fmt, name) in zip(axes, [(cm, 'd', 'counts'), (cm/cm.sum(1, keepdims=True).clip(1), '.2f', 'row-normalised')]):
-        ax.imshow(mat, cmap='Blues')
-        for i in range(len(classes)):
-            for j in range(len(classes)):
-                ax.text(j, i, format(mat[i, j], fmt), ha='center', va='center', fontsize=8,
-                        color='white' if mat[i, j] > mat.max()/2 else 'black')
-        ax.set_xticks(range(len(classes)), classes, rotation=35, ha='right', fontsize=8)
-        ax.set_yticks(range(len(classes)), classes, fontsize=8)
-        ax.set_xlabel('predicted'); ax.set_ylabel('true'); ax.set_title(name, fontsize=9)
-    fig.suptitle(title, fontsize=10); fig.tight_layout()
+    share = cm/cm.sum(1, keepdims=True).clip(1)
+    fig, ax = plt.subplots(figsize=(width, width*0.92))
+    ax.imshow(share, cmap='Blues', vmin=0, vmax=1)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            ax.text(j, i, f'{cm[i, j]}\n{share[i, j]:.0%}', ha='center', va='center', fontsize=7, color='white' if share[i, j] > 0.5 else 'black')
+    ax.set_xticks(range(len(classes)), classes, rotation=30, ha='right')
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel('predicted'); ax.set_ylabel('true')
+    ax.set_title('\n'.join(textwrap.wrap(title, 48)) + ('\n' if title else '') + 'count and share of the true class')
+    fig.tight_layout()
     return save(fig, path)
 
-PAGE_WIDTH_IN = 6.85  # the report's text width (A4 less its margins): a figure this wide prints its fonts at their size
-
-def error_gallery(errors, images, path, maps=None, title='', per_row=3) -> Path:
+@mpl.rc_context(PRINT)
+def error_gallery(errors, images, path, maps=None, title='', per_row=3, width=WIDTH) -> Path:
     """Misclassified images (`images[i]` for row i, any resolution) grouped by category: the cell, then Grad-CAM of the
-    true and the predicted class drawn over it (`maps['true'][i]`, `maps['pred'][i]`, at the model's size); page-wide, 7 pt"""
-    order = errors.assign(_i=range(len(errors))).sort_values(['category', 'loss'], ascending=[True, False], kind='stable')
+    true and the predicted class drawn over it (`maps['true'][i]`, `maps['pred'][i]`, at the model's size); above each
+    group its image, category, and true -> predicted class (confidence). `width` inches wide"""
+    order = errors.assign(_i=range(len(errors))).sort_values(['category', 'loss'], ascending=[True, False])
     panels = 1 + 2*(maps is not None)
-    rows, side = int(np.ceil(len(order)/per_row)), PAGE_WIDTH_IN/(per_row*panels)
-    fig, axes = plt.subplots(rows, per_row*panels, figsize=(PAGE_WIDTH_IN, rows*(side + 0.32) + 0.25), squeeze=False)
-    for ax in axes.flat: ax.axis('off')
+    rows = int(np.ceil(len(order)/per_row))
+    head = 0.25 if title else 0  # inches for the title, above the first row's two lines of group titles
+    gap = 0.12  # a spacer column between groups, in panel widths
+    side = width/(per_row*panels + gap*(per_row - 1))
+    ratios = ([1]*panels + [gap])*(per_row - 1) + [1]*panels
+    fig, grid = plt.subplots(rows, len(ratios), figsize=(width, (side + 0.3)*rows + head), squeeze=False, gridspec_kw=dict(width_ratios=ratios))
+    for ax in grid.flat: ax.axis('off')
+    axes = np.delete(grid, [panels + i*(panels + 1) for i in range(per_row - 1)], axis=1)  # the image panels, spacers dropped
     for k, (_, e) in enumerate(order.iterrows()):
         img = images[e['_i']]; h, w = img.shape[:2]
         for j in range(panels):
             ax = axes[k//per_row, (k % per_row)*panels + j]
             ax.imshow(img, cmap='gray', extent=(0, w, h, 0))
             if j: ax.imshow(maps[('true', 'pred')[j - 1]][e['_i']], cmap='jet', alpha=0.45, extent=(0, w, h, 0))
-            ax.set_title([f"{e['image_id']}\n{e.get('tag', e['category'])}", f"true\n{e['true']}",
-                          f"predicted ({e['confidence']:.2f})\n{e['pred']}"][j], fontsize=7, pad=2)
-    fig.suptitle(title, fontsize=8); fig.tight_layout(pad=0.2, h_pad=0.3, w_pad=0.1, rect=(0, 0, 1, 1 - 0.25/fig.get_figheight()))
+        axes[k//per_row, (k % per_row)*panels + panels//2].set_title(
+            f"{e['image_id']}: {e['category']}\n{e['true']} → {e['pred']} ({e['confidence']:.2f})", linespacing=1.1, pad=2)
+    if title: fig.suptitle(title)
+    fig.subplots_adjust(left=0, right=1, bottom=0, top=1 - (0.3 + head)/fig.get_figheight(), wspace=0.03, hspace=0.3/side)
     return save(fig, path)
 
-def metric_vs(table, x, metrics, path, title='', xlabel=None, right=None) -> Path:
-    "Metrics (columns of `table`) against column `x`, one line each; optionally a cost column on a right axis"
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    for m in metrics: ax.plot(table[x], table[m], 'o-', label=m.replace('_mean', '').replace('valid_', 'validation ').replace('_', ' ').replace('macro f1', 'macro-F1'))
+@mpl.rc_context(PRINT)
+def metric_vs(table, x, metrics, path, title='', xlabel=None, right=None, width=4.2) -> Path:
+    "Metrics (columns of `table`) against column `x`, one line each; optionally a cost column on a right axis. `width` inches wide"
+    fig, ax = plt.subplots(figsize=(width, width*0.55))
+    for m in metrics: ax.plot(table[x], table[m], 'o-', ms=3.5, lw=1, label=m.replace('_mean', '').replace('valid_', 'validation ').replace('_', ' ').replace('macro f1', 'macro-F1'))
     ax.set_xlabel(xlabel or x); ax.set_ylabel('score'); ax.grid(alpha=0.3); ax.set_xticks(list(table[x]))
     if right:
         ax2 = ax.twinx(); ax2.plot(table[x], table[right[0]], 'k:', marker='x', label=right[1]); ax2.set_ylabel(right[1])
-        ax2.legend(loc='lower right', fontsize=8)
-    ax.legend(loc='upper left', fontsize=8); ax.set_title(title, fontsize=9); fig.tight_layout()
+        ax2.legend(loc='lower right')
+    ax.legend(loc='upper left'); ax.set_title(title); fig.tight_layout()
     return save(fig, path)
 
-def class_examples(source, path, per_class=1) -> Path:
-    "The first training image of each class (and of each cell type where the source has them) at full resolution"
+@mpl.rc_context(PRINT)
+def class_examples(source, path, per_class=1, width=WIDTH) -> Path:
+    "The first training image of each class (and of each cell type where the source has them) at full resolution, `width` inches wide"
     from PIL import Image
     files, types = source.info.get('files'), source.info.get('cell_type')
     kinds = sorted(set(types)) if types is not None else [None]
-    fig, axes = plt.subplots(len(kinds), len(source.classes), figsize=(2.1*len(source.classes), 2.25*len(kinds)), squeeze=False)
+    side = width/len(source.classes)
+    fig, axes = plt.subplots(len(kinds), len(source.classes), figsize=(width, (side + 0.2)*len(kinds)), squeeze=False)
     train = source.idx('train')
     for r, kind in enumerate(kinds):
         for c, name in enumerate(source.classes):
@@ -131,6 +171,6 @@ def class_examples(source, path, per_class=1) -> Path:
             pick = [i for i in train if source.labels[i] == c and (kind is None or types[i] == kind)]
             if not pick: continue
             img = np.asarray(Image.open(files[pick[0]])) if files is not None else source.images[pick[0]]
-            ax.imshow(img, cmap='gray'); ax.set_title(f"{name}" + (f" ({kind})" if kind else ''), fontsize=8)
-    fig.tight_layout()
+            ax.imshow(img, cmap='gray'); ax.set_title(f"{name}" + (f" ({kind})" if kind else ''), pad=2)
+    fig.tight_layout(pad=0.3)
     return save(fig, path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import pandas as pd
 from .records import read_records, records_frame
-from .prose import num, pct, table, title, words, lift_constant, claim, interval
+from .prose import num, pct, table, title, lift_constant, claim, interval
 from . import tables
 
 __all__ = ['backbones', 'seeds', 'hyper', 'precision', 'budget', 'SECTIONS']
@@ -45,10 +45,10 @@ def hyper(v, raw, frames, lay, p):
     if not len(every): return
     h = tables.hyperparameter_table(every)
     main = h.dataset.mode()[0]  # the study's dataset; a row on another (a derived task) says which
-    hyper = table(h, {'architecture': lambda x: title(x.arch), 'init, strategy': lambda x: f'{x.init}, {x.strategy}',
+    hyper = table(h, {'architecture': lambda x: title(x.arch), 'strategy': lambda x: x.strategy + ('' if x.init == 'pretrained' else f', {x.init}'),
                       'data': lambda x: pct(x.fraction, 0) + ('' if x.dataset == main else f", {x.dataset.removeprefix(main + '-')}"), 'px': lambda x: num(x['size']), 'epochs': lambda x: num(x.epochs),
                       'schedule per stage': lambda x: x.schedule.replace('stage ', 'S'),
-                      'epoch kept; early stop': lambda x: f'{words(x.restored)}; {x.early_stopping}',
+                      'early stopping': lambda x: x.early_stopping, 'epoch restored (monitor: epoch of ran)': lambda x: x.restored,
                       'augmentation, class weights, precision': lambda x: ', '.join([x.augmentation, *(['class-weighted'] if x.class_weights == 'yes' else []), x.precision]),
                       'batch': lambda x: num(x.batch_size), 'seeds': lambda x: x.seeds})
     v['hyper'], v['hyper_same'] = lift_constant(hyper)

@@ -14,7 +14,7 @@ from .evaluate import majority_baseline
 from .prose import num, pct, title, claim, check_claims, wilson, CLAIMS, MONITOR_NAMES
 from . import method
 
-__all__ = ['values', 'card_values', 'build_report', 'repo_url', 'page_count', 'MAX_PAGES', 'TEMPLATE', 'SECTIONS_DIR']
+__all__ = ['values', 'card_values', 'build_report', 'repo_url', 'page_count', 'printed_text_sizes', 'MAX_PAGES', 'TEMPLATE', 'SECTIONS_DIR']
 
 MAX_PAGES = 10
 TEMPLATE = Path(__file__).resolve().parents[1]/'report'/'report.typ'  # prose written by a person; numbers come in as values
@@ -194,6 +194,36 @@ def repo_url() -> str:
 def page_count(pdf) -> int:
     from pypdf import PdfReader
     return len(PdfReader(str(pdf)).pages)
+
+def _times(m, n) -> list:
+    "The PDF matrix product m x n of two [a b c d e f] matrices"
+    a, b, c, d, e, f = m; A, B, C, D, E, F = n
+    return [a*A + b*C, a*B + b*D, c*A + d*C, c*B + d*D, e*A + f*C + E, e*B + f*D + F]
+
+def printed_text_sizes(pdf) -> list:
+    """(page, where, size) of every piece of text in `pdf` as printed: its font size times every scale applied to it (text
+    matrix, transformations, the scale of the figure it sits in); `where` is 'page' or the figure's (form XObject's) name"""
+    from pypdf import PdfReader
+    from pypdf.generic import ContentStream
+    reader, out = PdfReader(str(pdf)), []
+    def walk(stream, resources, ctm, page, where):
+        stack, tm, size = [], [1, 0, 0, 1, 0, 0], 0.0
+        for args, op in ContentStream(stream, reader).operations:
+            if op == b'q': stack.append(ctm)
+            elif op == b'Q': ctm = stack.pop()
+            elif op == b'cm': ctm = _times([float(x) for x in args], ctm)
+            elif op == b'BT': tm = [1, 0, 0, 1, 0, 0]
+            elif op == b'Tm': tm = [float(x) for x in args]
+            elif op == b'Tf': size = float(args[1])
+            elif op in (b'Tj', b'TJ', b"'", b'"'):
+                a, b, c, d, _, _ = _times(tm, ctm); out.append((page, where, round(size*abs(a*d - b*c)**0.5, 2)))
+            elif op == b'Do':
+                x = resources['/XObject'][args[0]].get_object()
+                if x['/Subtype'] == '/Form':
+                    walk(x, x.get('/Resources', resources), _times([float(v) for v in x.get('/Matrix', [1, 0, 0, 1, 0, 0])], ctm), page,
+                         where if where != 'page' else str(args[0]))
+    for i, pg in enumerate(reader.pages, 1): walk(pg.get_contents(), pg['/Resources'], [1, 0, 0, 1, 0, 0], i, 'page')
+    return out
 
 def template_claims(template=None) -> set:
     "The claim names the template and its fragments pick sentences by (`said(\"name\", ...)`)"

@@ -1,6 +1,7 @@
 "Tables built from the one records DataFrame (`records.records_frame`): numeric mean and std columns, formatted only when written"
 from __future__ import annotations
 from pathlib import Path
+import json
 import numpy as np, pandas as pd
 from .records import cell_key
 from .metrics import PRIMARY, columns
@@ -134,20 +135,33 @@ def _lrs(lrs, trainable) -> str:
     "Peak learning rate per parameter group (early -> head), a dash where a group was frozen"
     return ' / '.join(sci(lr) if on else '–' for lr, on in zip(lrs, trainable))
 
+def _monitored(monitor: str) -> tuple:
+    "What a monitor watches on validation and which way is better, in words: ('valid loss', 'lowest'), ('valid macro-F1', 'highest')"
+    if monitor == 'valid_loss': return 'valid loss', 'lowest'
+    from .metrics import get_metric
+    m = get_metric(monitor)
+    return f'valid {m.label}', 'highest' if m.greater_is_better else 'lowest'
+
+def _restore_words(monitor: str) -> str:
+    "The epoch a model-selection monitor restores, in words: 'last epoch', 'lowest valid loss', 'highest valid macro-F1'"
+    return 'last epoch' if monitor == 'last' else ' '.join(reversed(_monitored(monitor)))
+
 def _kept(runs: pd.DataFrame) -> dict:
-    "The epoch each run of one configuration restored (of those it ran) and whether it stopped early, with the patience, in words"
+    """The early stopping of one configuration's runs as their records say (on: its monitor, patience and how many runs
+    stopped; off: the patience it would have had) and the epoch each restored, by which monitor, of the epochs it ran"""
     r0, same = runs.iloc[0], lambda xs: len(set(xs)) == 1
-    rule = 'final' if r0.monitor == 'last' else f'best {r0.monitor}'
     kept = (f'{r0.best} of {r0.ran}' if same(runs.best) and same(runs.ran) else
             ', '.join(map(str, runs.best)) + ' of ' + (str(r0.ran) if same(runs.ran) else ', '.join(map(str, runs.ran))))
-    stopped = int((runs.ran < r0.epochs).sum())
-    stop = (f'no, patience {r0.patience}' if r0.patience >= r0.epochs else
-            f'{stopped} of {len(runs)} stopped, patience {r0.patience}' if stopped else f'none stopped, patience {r0.patience}')
-    return dict(seeds=','.join(map(str, runs.seed)), restored=f'{rule}: {kept}', early_stopping=stop)
+    if r0.stopper is None: stop = f'off; patience {r0.patience}' + (f' ≥ {r0.epochs} ep.' if r0.patience >= r0.epochs else ', not used: the last epoch is kept')
+    else:
+        stopped = int((runs.ran < r0.epochs).sum())
+        stop = f"on: {_monitored(r0.stopper['monitor'])[0]}, patience {r0.stopper['patience']}; {stopped} of {len(runs)} stopped early"
+    return dict(seeds=','.join(map(str, runs.seed)), restored=f'{_restore_words(r0.monitor)}: {kept}', early_stopping=stop)
 
 def hyperparameter_table(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per distinct configuration (seeds merged): every setting as it ran, read from the records; the epoch each seed
-    restored (of the epochs it ran) and whether training stopped early, with the patience"""
+    """One row per distinct configuration (seeds merged): every setting as it ran, read from the records; early stopping as
+    the records' hyperparams say (on/off, monitor, patience, runs stopped) and the epoch each seed restored (model selection
+    monitor, of the epochs it ran)"""
     rows = []
     for r in df.drop_duplicates('key').record:  # a config reused by several suites ran once
         c, h = r.config, r.hyperparams
@@ -156,15 +170,16 @@ def hyperparameter_table(df: pd.DataFrame) -> pd.DataFrame:
                          optimizer=f"{h['optimizer']} (" + ', '.join(f'{k} {v:.3g}' for k, v in h['opt_hypers'].items()) + ')',
                          schedule=' | '.join(f"stage {i}: {s['epochs_max']} ep, " + (
                              f"lr {_lrs(s['peak_lr'], s['trainable_groups'])}, warm-up {s['pct_start']:.0%}, div {s['div']:.3g} → {sci(s['div_final'])}" if 'peak_lr' in s else s['schedule']) for i, s in enumerate(h['stages'], 1)),
-                         epochs=h['epochs_max'], monitor=h['model_selection']['monitor'],
+                         epochs=h['epochs_max'], monitor=h['model_selection']['monitor'], stopper=json.dumps(h['early_stopping']),
                          patience=(h['early_stopping'] or {}).get('patience', c['patience']),
                          augmentation=h['augmentation']['name'] + (' + mixup' if h['mixup'] else ''),
                          class_weights='yes' if h['class_weights'] else 'no', precision=h['precision'], seed=c['seed'],
-                         best=r.best_epoch, ran=len(r.history)))
+                         best=r.best_epoch, ran=h.get('epochs_run', len(r.history))))
     t = pd.DataFrame(rows)
     keys = [k for k in t.columns if k not in ('seed', 'best', 'ran')]
-    out = [{**dict(zip(keys, k)), **_kept(runs.sort_values('seed'))} for k, runs in t.groupby(keys, sort=False, dropna=False)]
-    return pd.DataFrame(out).drop(columns=['monitor', 'patience'])
+    out = [{**dict(zip(keys, k)), **_kept(runs.sort_values('seed').assign(stopper=lambda d: d.stopper.map(json.loads)))}
+           for k, runs in t.groupby(keys, sort=False, dropna=False)]
+    return pd.DataFrame(out).drop(columns=['monitor', 'patience', 'stopper'])
 
 def formatted(df: pd.DataFrame, digits=3) -> pd.DataFrame:
     "`df` for reading: each `<m>_mean`/`<m>_std` pair as one 'mean ± std' column, floats rounded, integers as integers"

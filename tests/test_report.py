@@ -119,14 +119,36 @@ def test_a_column_with_one_value_in_every_row_moves_out_of_the_table_into_words(
     assert kept == dict(headers=['strategy', 'seeds'], rows=[['fine-tune', '0,1,2'], ['full-finetune', '0']]) and same == ['batch: 32']
     assert prose.lift_constant(dict(headers=['a'], rows=[['1']]))[0]['headers'] == ['a']  # one row: nothing is 'constant'
 
-def test_the_hyperparameter_table_says_which_epoch_was_kept_and_whether_training_stopped_early():
+def test_the_hyperparameter_table_states_early_stopping_and_the_epoch_restored_as_the_records_say():
     recs = [r for r in read_records(ROOT/'results'/'architectures') if r.hyperparams['early_stopping']]  # the quick runs: patience 3 of 8
     t = tables.hyperparameter_table(records_frame(recs)).iloc[0]
-    assert t.restored.startswith('best valid_loss: ') and 'of' in t.restored and 'patience 3' in t.early_stopping
-    assert ('stopped' in t.early_stopping) and t.early_stopping != 'no, patience 3'
-    whole = [r for r in read_records(ROOT/'results'/'headline') if r.config['monitor'] == 'last'][:1]
+    assert t.restored.startswith('lowest valid loss: ') and ' of ' in t.restored
+    assert t.early_stopping.startswith('on: valid loss, patience 3; ') and t.early_stopping.endswith('stopped early')
+    whole = [r for r in read_records(ROOT/'results'/'headline') if r.config['monitor'] == 'last'][:1]  # no early stopping, final epoch kept
     w = tables.hyperparameter_table(records_frame(whole)).iloc[0]
-    assert w.restored == f"final: {w.epochs} of {w.epochs}" and w.early_stopping == f"no, patience {whole[0].config['patience']}"
+    p = whole[0].config['patience']
+    assert w.restored == f"last epoch: {w.epochs} of {w.epochs}" and w.early_stopping == f"off; patience {p} ≥ {w.epochs} ep."
+    res = read_records(ROOT/'results'/'resolution')  # no early stopping, yet the epoch of lowest validation loss restored
+    assert all(r.hyperparams['early_stopping'] is None and r.hyperparams['model_selection']['monitor'] == 'valid_loss' for r in res)
+    for _, x in tables.hyperparameter_table(records_frame(res)).iterrows():
+        assert x.early_stopping.startswith('off; patience ') and x.restored.startswith('lowest valid loss: ')
+
+def test_every_text_of_the_report_prints_at_7pt_or_more_figures_included(built):
+    sizes = report.printed_text_sizes(built[0])
+    assert {w for _, w, _ in sizes} - {'page'}, 'no figure text found: the measure would pass on anything'
+    small = sorted({(page, where, size) for page, where, size in sizes if size < 7})
+    assert not small, small
+
+def test_the_restore_rules_table_names_the_metric_it_holds(built):
+    from ftl.metrics import PRIMARY, get_metric
+    heads = built[1]['selection']['headers']
+    assert heads[0] == 'size (px)' and all(h.startswith(f'valid {get_metric(PRIMARY).label} at ') for h in heads[1:])
+
+def test_gap_always_says_which_gap(built):
+    text = re.sub(r'-\s+', '-', re.sub(r'\s+', ' ', pdf_text(built[0])))  # one space between words, none after a hyphen at a line's end
+    bare = [text[max(0, m.start() - 30):m.end() + 10] for m in re.finditer(r'\bgaps?\b', text)
+            if not re.search(r'(domain[ -]|train-valid )$', text[max(0, m.start() - 12):m.start()], re.I)]
+    assert not bare, bare
 
 CARD = dict(pretty_name='Tiny shapes', description='Shapes drawn for a test.', license='CC0', domain='Bars at three angles.',
             classes=dict(class0='a horizontal bar', class1='a vertical bar', class2='a diagonal bar'), split='none given',

@@ -1,7 +1,8 @@
 """Compare the numbers of two builds of the report: every number printed by the old values.json (its text, not the raw
 numbers behind the claims) and the old PDF, looked up in the new ones; prints what is missing, with its context.
-Usage: python tools/compare_report.py OLD_DIR NEW_DIR   (each holding values.json and report.pdf; a git revision works
-for OLD_DIR as REV:report, e.g. house:report)"""
+Usage: python tools/compare_report.py OLD_DIR NEW_DIR [--no-figures]   (each holding values.json and report.pdf; a git
+revision works for OLD_DIR as REV:report, e.g. house:report). --no-figures leaves the figures' text (tick labels, panel
+titles) out of the PDF comparison: redrawn figures change their ticks, never a value of the text or the tables"""
 import json, re, subprocess, sys, tempfile
 from collections import Counter
 from pathlib import Path
@@ -26,22 +27,30 @@ def leaves(x, path=''):
 
 def numbers(text: str) -> Counter: return Counter(m.replace('−', '-').lstrip('+-') for m in NUM.findall(text) if any(c.isdigit() for c in m))
 
-def pdf_text(data: bytes) -> str:
+def pdf_text(data: bytes, figures=True) -> str:
+    "The text of a PDF, with or without the text inside its figures (form XObjects)"
+    import logging
     from pypdf import PdfReader
+    from pypdf.generic import NameObject
+    logging.getLogger('pypdf').setLevel(logging.ERROR)  # a figure left out is reported as undecodable: expected here
     with tempfile.NamedTemporaryFile(suffix='.pdf') as f:
         f.write(data); f.flush()
-        return '\n'.join(p.extract_text() for p in PdfReader(f.name).pages)
+        pages = PdfReader(f.name).pages
+        if not figures:
+            for p in pages: p['/Resources'].pop(NameObject('/XObject'), None)
+        return '\n'.join(p.extract_text() for p in pages)
 
-def main(old, new):
+def main(old, new, *flags):
     ov, nv = (json.loads(_read(w, 'values.json')) for w in (old, new))
     have = numbers(' '.join(s for _, s in leaves(nv)))
     missing = [(p, s) for p, s in leaves(ov) for n in numbers(s) if n not in have]
     print(f'values: {sum(1 for _ in leaves(ov))} old leaves; numbers absent from the new values: {len(missing)}')
     for p, s in missing: print(f'  {p}: {s[:100]}')
-    ot, nt = (pdf_text(_read(w, 'report.pdf')) for w in (old, new))
+    figs = '--no-figures' not in flags
+    ot, nt = (pdf_text(_read(w, 'report.pdf'), figs) for w in (old, new))
     gone = numbers(ot) - numbers(nt)
-    print(f'PDF: {sum(numbers(ot).values())} numbers in the old text; absent (or fewer) in the new: {sum(gone.values())}')
+    print(f"PDF: {sum(numbers(ot).values())} numbers in the old text{'' if figs else ' outside the figures'}; absent (or fewer) in the new: {sum(gone.values())}")
     for n, k in sorted(gone.items()):
         i = ot.find(n); print(f'  {n} (x{k}): ...{ot[max(0, i - 60):i + 40].replace(chr(10), " ")}...')
 
-if __name__ == '__main__': main(*sys.argv[1:3])
+if __name__ == '__main__': main(*sys.argv[1:])

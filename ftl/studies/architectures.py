@@ -10,14 +10,14 @@ from .. import tables, figures
 
 
 def _title(r) -> str:
-    "A cell's panel title, in words"
-    c = r.config
-    return f"{get_arch(c['arch']).title}, {c['strategy']}, aug {c['augment']}"
+    "A cell's panel title, in words: its backbone (the suite's strategy and augmentation are the figure's title)"
+    return get_arch(r.config['arch']).title
 
 def values(v, raw, frames, lay, p):
     "Which backbone: accuracy and cost in one table; the best against the runner-up, and backbones of one pretraining by size"
     a = frames.get('architectures', pd.DataFrame())
     if not len(a): return
+    v['arch_restored'] = num(int(a.record.map(figures.restored_early).sum()))  # runs whose curves mark a restored epoch
     t = tables.architecture_table(a, cost_table(lay.results/'benchmark'))
     if 'params_M' not in t: t['params_M'] = t.arch.map(a.groupby('arch').params.first()/1e6)  # not benchmarked: the records' count
     lat = sorted((c for c in t.columns if c.startswith('cpu_ms_')), key=lambda c: int(c.split('_')[2][:-2]))

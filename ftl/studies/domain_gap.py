@@ -21,7 +21,7 @@ def values(v, raw, frames, lay, p):
                                 'probe valid macro-F1': lambda r: pm(r.valid_macro_f1_mean_probe, r.valid_macro_f1_std_probe),
                                 'probe test macro-F1': lambda r: pm(r.test_macro_f1_mean_probe, r.test_macro_f1_std_probe),
                                 'fine-tuned test macro-F1': lambda r: pm(r.test_macro_f1_mean_finetuned, r.test_macro_f1_std_finetuned),
-                                'gap [95 % CI]': lambda r: interval(*gaps[r.arch]) if np.isfinite(gaps[r.arch][1]) else f'{r.test_macro_f1_gap:+.3f}'})
+                                'domain gap [95 % CI]': lambda r: interval(*gaps[r.arch]) if np.isfinite(gaps[r.arch][1]) else f'{r.test_macro_f1_gap:+.3f}'})
     raw['domain_gap'] = {k: dict(gap=d, lo=lo, hi=hi, gap_seeds=list(seeds(a, k, 'test_macro_f1') - seeds(g, k, 'test_macro_f1')),
                                  probe_seeds=list(seeds(g, k, 'valid_macro_f1'))) for k, (d, lo, hi) in gaps.items()}
     weakest = t.loc[t.valid_macro_f1_mean_probe.idxmin()]

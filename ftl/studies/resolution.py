@@ -7,6 +7,7 @@ from ..config import PRESETS
 from ..runner import Study, register
 from ..choices import best_record
 from ..prose import num, table, title, claim, interval
+from ..metrics import PRIMARY, get_metric
 from .. import tables, figures
 
 
@@ -24,9 +25,10 @@ def values(v, raw, frames, lay, p):
                                 'test macro-F1': lambda x: num(x.test_macro_f1_mean), 'minutes': lambda x: num(x.train_min, 1)})
     sel = tables.selection_table(r)
     raw['rule_last'], raw['rule_loss'] = list(sel[sel.rule == 'last'].valid_macro_f1), list(sel[sel.rule == 'valid_loss'].valid_macro_f1)
-    v['selection'] = table(sel.pivot_table(index='size', columns='rule', values='valid_macro_f1').reset_index(),
-                           {'size (px)': lambda x: num(x['size']), 'valid loss': lambda x: num(x['valid_loss']),
-                            'valid macro-F1 (optimistic)': lambda x: num(x['macro_f1']), 'last epoch': lambda x: num(x['last'])})
+    f1 = f'valid {get_metric(PRIMARY).label}'  # what the table scores each rule's epoch by (the records' valid_macro_f1)
+    v['selection'] = table(sel.pivot_table(index='size', columns='rule', values=f'valid_{PRIMARY}').reset_index(),
+                           {'size (px)': lambda x: num(x['size']), f'{f1} at lowest valid loss': lambda x: num(x['valid_loss']),
+                            f'{f1} at its highest (optimistic)': lambda x: num(x[PRIMARY]), f'{f1} at last epoch': lambda x: num(x['last'])})
     v['resolution_setup'] = dict(arch=title(r.arch.iloc[0]), strategy=r.strategy.iloc[0], augment=r.augment.iloc[0], epochs=num(r.epochs.iloc[0]))
 
 RESOLUTION = dict(sizes=(84, 128, 160, 224), epochs=16)  # one seed; the recipe's own augmentation

@@ -9,20 +9,20 @@ from ..runner import Study, register
 from ..choices import best_arch
 from ..prose import num, pct, pm, table, title, claim, interval, welch, sign_test, p_words, ALPHA
 from .. import tables, figures
-from .architectures import _title
 
 
 def values(v, raw, frames, lay, p):
     "Which way of fine-tuning, augmentation, overfitting"
     s = frames.get('strategies', pd.DataFrame())
     if not len(s): return
+    v['strategy_restored'] = num(int(s.record.map(figures.restored_early).sum()))  # runs whose curves mark a restored epoch
     t = tables.strategy_table(s, strategy_order(p['augment_arms']))
     v['strategies'] = table(t, {'strategy': lambda r: r.strategy, 'augmentation': lambda r: r.augment, 'seeds': lambda r: num(r.seeds),
                                 'valid macro-F1': lambda r: pm(r.valid_macro_f1_mean, r.valid_macro_f1_std),
                                 'test accuracy': lambda r: pm(r.test_accuracy_mean, r.test_accuracy_std),
                                 'test macro-F1': lambda r: pm(r.test_macro_f1_mean, r.test_macro_f1_std),
                                 'lowest valid loss at epoch': lambda r: f'{num(r.min_valid_loss_epoch, 1)} of {num(r.epochs_run, 1)}',
-                                'loss gap at end': lambda r: f'{r.gap_last:.2f}',
+                                'train-valid gap at end': lambda r: f'{r.gap_last:.2f}',
                                 'minutes': lambda r: num(r.train_min, 1)})
     best, top_test = t.loc[t.valid_macro_f1_mean.idxmax()], t.loc[t.test_macro_f1_mean.idxmax()]
     v['best_strategy'] = dict(name=best.strategy, augment=best.augment, valid_f1=num(best.valid_macro_f1_mean),
@@ -64,7 +64,8 @@ def _strategies_outputs(study, df):
     main = df.arch.value_counts().index[0]  # the suite's architecture; other rows: runs of an earlier choice
     df = tables.in_order(df.assign(other=df.arch != main), dict(other=[False], arch=sorted(df.arch.unique()), **strategy_order(study.settings['augment_arms']), seed=sorted(df.seed.unique())))
     tables.write_table(tables.strategy_table(df), lay.tables/'strategies_table')
-    figures.training_curves(list(df.record), _title, lay.figures/'curves_strategies', f"Strategies on {get_arch(main).title}", ncols=5)
+    title = lambda r: f"{r.config['strategy']}\naug {r.config['augment']}" + ('' if r.config['arch'] == main else f", {get_arch(r.config['arch']).title}")
+    figures.training_curves(list(df.record), title, lay.figures/'curves_strategies', f"Strategies on {get_arch(main).title}", ncols=4)
 
 @register('strategies', export=True, outputs=_strategies_outputs, values=values, title='Which way of fine-tuning', order=30)
 def strategies(study: Study) -> list:
