@@ -3,7 +3,7 @@
 from report/report.typ, which places a fragment per suite (report/sections/<suite>.typ) and picks each comparative
 sentence by its claim's outcome"""
 from __future__ import annotations
-import json, os, re, subprocess
+import json, os, re
 from collections import Counter
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -186,10 +186,12 @@ def values(frames: dict, layout, source, presets: dict, preset: str, analysed=No
 # --- typesetting ----------------------------------------------------------------------------------------------------------
 
 def repo_url() -> str:
-    "The repository link for the title page: $FTL_REPO_URL, else the git remote, else empty"
+    """The repository link for the title page: $FTL_REPO_URL, else pyproject.toml's `Repository` under [project.urls], else empty.
+    Never the git remote: a clone's remote is wherever it was cloned from, and the same records would typeset another PDF"""
     if os.environ.get('FTL_REPO_URL'): return os.environ['FTL_REPO_URL']
-    try: return subprocess.run(['git', 'remote', 'get-url', 'origin'], capture_output=True, text=True, cwd=TEMPLATE.parent).stdout.strip()
-    except OSError: return ''
+    toml = TEMPLATE.parent.parent/'pyproject.toml'
+    m = re.search(r'^\[project\.urls\][^\[]*?^Repository\s*=\s*"([^"]+)"', toml.read_text(), re.M | re.S) if toml.exists() else None
+    return m.group(1) if m else ''
 
 def page_count(pdf) -> int:
     from pypdf import PdfReader
