@@ -16,7 +16,6 @@ __all__ = ['interpret', 'cam_target', 'class_activation_maps', 'out_of_sample_pr
            'THRESHOLDS']
 
 CATEGORIES = ['poor image quality', 'possible labelling error', 'ambiguous or visually similar', 'genuine domain difficulty']
-SHORT = dict(zip(CATEGORIES, ['image quality', 'label doubt', 'ambiguous', 'domain']))  # the gallery's narrow titles
 THRESHOLDS = dict(quality_z=2.5, folds=5)
 RULES = {  # each category's rule, applied in this order; the first that holds names the error
     CATEGORIES[0]: f"sharpness, contrast or exposure more than {THRESHOLDS['quality_z']} standard deviations from the true class's training images",
@@ -244,7 +243,7 @@ def error_gallery(interp, errors, path, title=''):
     test_i = src.idx('test')[errors.test_pos]
     x = _batch(interp.learn, src.images[test_i])
     maps = {k: class_activation_maps(interp.learn.model, x, [vocab.index(c) for c in errors[k]]) for k in ('true', 'pred')}
-    return figures.error_gallery(errors.assign(tag=errors.category.map(SHORT)), [_full_resolution(src, i) for i in test_i], path, maps, title=title)
+    return figures.error_gallery(errors, [_full_resolution(src, i) for i in test_i], path, maps, title=title)
 
 def probe_features(dataset, arch, size) -> np.ndarray:
     "Pooled features of every image from the pretrained backbone `arch` (cached): the independent embedding"
