@@ -143,7 +143,7 @@ def categorize(e, n_classes=None, th=THRESHOLDS) -> str:
     return CATEGORIES[3]
 
 def failure_table(interp, issues) -> pd.DataFrame:
-    "Every misclassified test image, highest loss first, with its evidence, its category and an empty commentary column"
+    "Every misclassified test image, highest loss first, with its evidence and its category"
     source, classes = interp.source, list(interp.vocab)
     test_idx, train_idx = source.idx('test'), source.idx('train')
     probs, y_true = interp.preds.numpy(), interp.targs.numpy()
@@ -156,7 +156,6 @@ def failure_table(interp, issues) -> pd.DataFrame:
     wrong['category'] = [categorize(r) for _, r in wrong.iterrows()]
     for j, c in enumerate(classes): wrong[f'p_{c}'] = probs[wrong.test_pos, j]
     wrong['true'], wrong['pred'] = [classes[i] for i in wrong.true], [classes[i] for i in wrong.pred]
-    wrong['commentary'] = ''
     return wrong.reset_index(drop=True)
 
 GALLERY = 12  # errors a person looks at: every category that occurs, the highest-loss ones of each in turn
@@ -201,7 +200,7 @@ def analyse(model_path, record, out_dir, figs_dir, n_errors=GALLERY, probe_arch=
     pd.DataFrame(interp.most_confused(), columns=['true', 'predicted', 'count']).to_csv(out/'most_confused.csv', index=False)
     issues = suspect_labels(src, cfg['dataset'], probe_arch or next(a for a in ('vit_small_dinov2', 'efficientnet_lite0') if a != cfg['arch']), probe_size, out)
     every = failure_table(interp, issues)
-    errors = with_commentary(select_errors(every, n_errors), out/'commentary.csv')
+    errors = select_errors(every, n_errors)  # a person's commentary stays in commentary.csv: the report joins it, so new words need no rerun
     errors.drop(columns=['test_pos']).to_csv(out/'errors.csv', index=False)
     test_wrong = (interp.preds.argmax(1) != interp.targs).numpy()
     test_issue = issues.label_issue.values[src.idx('test')]
@@ -221,10 +220,10 @@ def analyse(model_path, record, out_dir, figs_dir, n_errors=GALLERY, probe_arch=
     return dict(record=record, errors=errors, interp=interp, reloaded_accuracy=acc, summary=summary)
 
 def with_commentary(errors: pd.DataFrame, path) -> pd.DataFrame:
-    "`errors` with the sentence a person wrote on each (`path`: a CSV of image_id, commentary) where there is one"
-    if not Path(path).exists(): return errors
+    "`errors` with the sentence a person wrote on each (`path`: a CSV of image_id, commentary), '' where there is none"
+    if not Path(path).exists(): return errors.assign(commentary='')
     notes = pd.read_csv(path, keep_default_na=False).set_index('image_id').commentary
-    return errors.assign(commentary=[notes.get(i, c) for i, c in zip(errors.image_id, errors.commentary)])
+    return errors.assign(commentary=[notes.get(i, '') for i in errors.image_id])
 
 def suspect_labels(source, dataset, probe_arch, probe_size, out) -> pd.DataFrame:
     "cleanlab's label issues for every image, from `probe_arch`'s cross-validated probabilities; written to out/label_issues.csv"

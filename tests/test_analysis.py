@@ -99,7 +99,7 @@ def test_analysis_suite_reloads_the_exported_learner_and_categorises(trained, tm
     assert (out/'model.pkl').exists() and json.loads((out/'model.json').read_text())['key'] == rec.key  # shipped beside the analysis
     errors = pd.read_csv(out/'errors.csv', keep_default_na=False)
     assert 0 < len(errors) <= 12 and set(errors.category) <= set(CATEGORIES) and (errors.true != errors.pred).all()
-    assert {'image_id', 'confidence', 'margin', 'ordinal_distance', 'label_issue', 'sharpness_z', 'commentary'} <= set(errors.columns)
+    assert {'image_id', 'confidence', 'margin', 'ordinal_distance', 'label_issue', 'sharpness_z', 'category'} <= set(errors.columns)
     summary = json.loads((out/'summary.json').read_text())
     assert sum(summary['label_issues'].values()) == pd.read_csv(out/'label_issues.csv').label_issue.sum()
     for f in ('confusion_best', 'error_gallery', 'top_losses'): assert (study.layout.figures/f'{f}.png').exists()
