@@ -17,6 +17,7 @@ __all__ = ['interpret', 'cam_target', 'class_activation_maps', 'out_of_sample_pr
 
 CATEGORIES = ['poor image quality', 'possible labelling error', 'ambiguous or visually similar', 'genuine domain difficulty']
 THRESHOLDS = dict(quality_z=2.5, folds=5)
+TOL = 1e-8  # the probe's logistic regression converges to this tolerance: its probabilities no longer depend on BLAS threads
 RULES = {  # each category's rule, applied in this order; the first that holds names the error
     CATEGORIES[0]: f"sharpness, contrast or exposure more than {THRESHOLDS['quality_z']} standard deviations from the true class's training images",
     CATEGORIES[1]: 'cleanlab flags the label from another backbone\'s cross-validated probabilities (evidence independent of the analysed model)',
@@ -32,6 +33,8 @@ def interpret(learn_or_path, dataset=None, size=None, source=None) -> Classifica
     preds, targs, losses = learn.get_preds(dl=dl, with_loss=True)  # predictions computed once, kept on the interpretation
     interp = ClassificationInterpretation(learn, dl, losses)
     interp.preds, interp.targs, interp.source = preds, targs, source
+    n = len(interp.vocab); cm = np.bincount(targs.numpy()*n + preds.argmax(1).numpy(), minlength=n*n).reshape(n, n)
+    interp.confusion_matrix = lambda: cm.copy()  # fastai's predicts the whole split again: the predictions above, counted
     return interp
 
 # --- where the model looked -----------------------------------------------------------------------------------------------
@@ -88,20 +91,25 @@ def plot_gradcam(self: ClassificationInterpretation, k=9, largest=True, figsize=
 # --- suspect labels, from evidence independent of the analysed model ------------------------------------------------------
 
 def out_of_sample_probs(features, labels, folds=THRESHOLDS['folds'], seed=0) -> np.ndarray:
-    "Cross-validated class probabilities of a class-balanced logistic regression on `features`: each image predicted by a model that never saw it"
+    """Cross-validated class probabilities of a class-balanced logistic regression on `features`: each image predicted by a
+    model that never saw it. Fitted in float64 to convergence on one BLAS and OpenMP thread: the same features give the same
+    bits whatever the machine's thread count (two BLAS threads moved ELPV's probabilities by up to 0.16 at sklearn's default tolerance)"""
+    from threadpoolctl import threadpool_limits
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-    clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, class_weight='balanced', max_iter=2000))
-    return cross_val_predict(clf, features, labels, cv=StratifiedKFold(folds, shuffle=True, random_state=seed), method='predict_proba')
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, class_weight='balanced', tol=TOL, max_iter=5000))
+    with threadpool_limits(1):
+        return cross_val_predict(clf, np.asarray(features, np.float64), labels, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+                                 method='predict_proba')
 
 def label_issues(labels, probs) -> pd.DataFrame:
     "cleanlab's verdict per image: flagged as a likely label issue, and its label-quality score (low: suspect)"
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
     labels = np.asarray(labels)
-    return pd.DataFrame(dict(label_issue=find_label_issues(labels, probs), label_quality=get_label_quality_scores(labels, probs)))
+    return pd.DataFrame(dict(label_issue=find_label_issues(labels, probs, n_jobs=1), label_quality=get_label_quality_scores(labels, probs)))
 
 # --- how wrong ------------------------------------------------------------------------------------------------------------
 

@@ -129,7 +129,7 @@ def error_gallery(errors, images, path, maps=None, title='', per_row=3, width=WI
     gap = 0.12  # a spacer column between groups, in panel widths
     side = width/(per_row*panels + gap*(per_row - 1))
     ratios = ([1]*panels + [gap])*(per_row - 1) + [1]*panels
-    fig, grid = plt.subplots(rows, len(ratios), figsize=(width, (side + 0.3)*rows + head), squeeze=False, gridspec_kw=dict(width_ratios=ratios))
+    fig, grid = plt.subplots(rows, len(ratios), figsize=(width, (side + 0.42)*rows + head), squeeze=False, gridspec_kw=dict(width_ratios=ratios))
     for ax in grid.flat: ax.axis('off')
     axes = np.delete(grid, [panels + i*(panels + 1) for i in range(per_row - 1)], axis=1)  # the image panels, spacers dropped
     for k, (_, e) in enumerate(order.iterrows()):
@@ -139,9 +139,9 @@ def error_gallery(errors, images, path, maps=None, title='', per_row=3, width=WI
             ax.imshow(img, cmap='gray', extent=(0, w, h, 0))
             if j: ax.imshow(maps[('true', 'pred')[j - 1]][e['_i']], cmap='jet', alpha=0.45, extent=(0, w, h, 0))
         axes[k//per_row, (k % per_row)*panels + panels//2].set_title(
-            f"{e['image_id']}: {e['category']}\n{e['true']} → {e['pred']} ({e['confidence']:.2f})", linespacing=1.1, pad=2)
+            f"{e['image_id']}\n{e['category']}\n{e['true']} → {e['pred']} ({e['confidence']:.2f})", linespacing=1.1, pad=2)
     if title: fig.suptitle(title)
-    fig.subplots_adjust(left=0, right=1, bottom=0, top=1 - (0.3 + head)/fig.get_figheight(), wspace=0.03, hspace=0.3/side)
+    fig.subplots_adjust(left=0, right=1, bottom=0, top=1 - (0.42 + head)/fig.get_figheight(), wspace=0.03, hspace=0.42/side)
     return save(fig, path)
 
 @mpl.rc_context(PRINT)
