@@ -14,7 +14,8 @@ PRINT = {'font.size': 7.5, 'axes.titlesize': 7.5, 'axes.labelsize': 7.5, 'xtick.
 def save(fig, path) -> Path:
     "Save `fig` as PNG (for the README and notes) and PDF (for the report), then close it"
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path.with_suffix('.png'), dpi=130, bbox_inches='tight'); fig.savefig(path.with_suffix('.pdf'), bbox_inches='tight', metadata={'CreationDate': None})  # same figure, same bytes
+    fig.savefig(path.with_suffix('.png'), dpi=130, bbox_inches='tight')
+    fig.savefig(path.with_suffix('.pdf'), dpi=300, bbox_inches='tight', metadata={'CreationDate': None})  # same figure, same bytes; images kept at 300 dpi of their print size
     plt.close(fig)
     return path.with_suffix('.png')
 
