@@ -221,7 +221,7 @@ def analyse(model_path, record, out_dir, figs_dir, n_errors=GALLERY, probe_arch=
                    shown_categories={c: int((errors.category == c).sum()) for c in CATEGORIES if (errors.category == c).any()},
                    ordinal=ordinal_errors(record.test['confusion'], record.test['classes']), rules=RULES)
     (out/'summary.json').write_text(json.dumps(summary, indent=1))
-    error_gallery(interp, errors, figs/'error_gallery', title=f'Misclassified test cells by failure category ({title})')
+    if len(errors): error_gallery(interp, errors, figs/'error_gallery', title=f'Misclassified test cells by failure category ({title})')
     interp.plot_top_losses(min(9, len(interp.losses)), figsize=(9, 9))
     import matplotlib.pyplot as plt
     figures.save(plt.gcf(), figs/'top_losses')

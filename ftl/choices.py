@@ -5,7 +5,7 @@ from .errors import UserError
 from .config import Config, grid_runs
 from .records import Record, cell_key, records_frame
 from .metrics import PRIMARY
-from .runner import Study, suite_records, complete_records
+from .runner import Study, suite_records
 from . import tables
 
 __all__ = ['best_arch', 'best_record', 'best_cell']
@@ -25,8 +25,8 @@ def best_cell(records) -> list:
     return max(cells.values(), key=lambda rs: (np.mean([r.best[PRIMARY] for r in rs]), min(r.key for r in rs)))
 
 def best_record(study: Study, suites=('architectures', 'strategies')) -> Record:
-    "The best cell of the study's `suites` on validation (a suite counts once all its runs finished), chosen without the test set; its run with the lowest seed"
-    recs = [r for s in suites for r in complete_records(s, study)]
+    "The best cell of the study's `suites` on validation, chosen without the test set; its run with the lowest seed"
+    recs = [r for s in suites for r in suite_records(s, study)]
     if not recs:
         raise UserError(f"No records of {list(suites)} under {study.results} for preset {study.preset!r}: run "
                         + ' and '.join(f'--suite {s}' for s in suites) + " first (or --suite all)")

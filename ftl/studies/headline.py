@@ -9,7 +9,7 @@ from ..models import get_arch
 from ..config import Config
 from ..records import CONFIG_ADDED
 from ..errors import UserError
-from ..runner import Study, register, suite_records
+from ..runner import Study, register, suite_records, complete_records
 from ..choices import best_record
 from ..prose import num, pm, title, claim
 from .. import tables
@@ -125,7 +125,8 @@ def headline(study: Study) -> list:
     too costly for the grids can still win), trained at full resolution once per seed of the preset; tested alone, with TTA and as an
     ensemble; the derived tasks of the dataset's card scored from its probabilities"""
     if not suite_records('strategies', study): raise UserError(f"No strategies records for preset {study.preset!r}: run --suite strategies first")
-    best = best_record(study, suites=('architectures', 'strategies', 'imbalance', 'levers'))
+    levers = ('levers',) if complete_records('levers', study) else ()  # a lever counts once all its seeds have run
+    best = best_record(study, suites=('architectures', 'strategies', 'imbalance', *levers))
     m, size = get_arch(best.config['arch']).size_multiple, settings(study.preset)['size']
     return [replace(Config(**best.config), size=int(round(size/m))*m, tta=settings(study.preset)['tta'], seed=s).validate() for s in study.seeds]
 

@@ -18,7 +18,7 @@ LINE_RATIO = 4.0   # an image's lines run one way when their profile energy that
 AGREE = 0.99       # the share of oriented images that must agree before flips alone are the augmentation that fits
 
 def orientation_census(images) -> dict:
-    """How many images have their narrow straight structures (busbars, rulings, seams) running horizontally, vertically or
+    """How many images have their narrow straight structures (printed lines, rulings, seams) running horizontally, vertically or
     neither: the energy of narrow dips in the central crop's row profile against its column profile"""
     g = np.asarray(images, np.float32)
     g = g.mean(-1) if g.ndim == 4 else g
