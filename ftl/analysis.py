@@ -166,6 +166,11 @@ def failure_table(interp, issues) -> pd.DataFrame:
     wrong['true'], wrong['pred'] = [classes[i] for i in wrong.true], [classes[i] for i in wrong.pred]
     return wrong.reset_index(drop=True)
 
+def _category_counts(errors) -> dict:
+    "How many of `errors` fall in each category that occurs, in the rules' order"
+    n = errors.category.value_counts()
+    return {c: int(n[c]) for c in CATEGORIES if c in n}
+
 GALLERY = 12  # errors a person looks at: every category that occurs, the highest-loss ones of each in turn
 
 def select_errors(errors: pd.DataFrame, n=GALLERY) -> pd.DataFrame:
@@ -217,8 +222,7 @@ def analyse(model_path, record, out_dir, figs_dir, n_errors=GALLERY, probe_arch=
                    images={s: int((src.split == s).sum()) for s in ('train', 'valid', 'test')},
                    test_errors=int(test_wrong.sum()), test_errors_flagged=int((test_wrong & test_issue).sum()),
                    selected_errors_flagged=int(errors.label_issue.sum()),
-                   categories={c: int((every.category == c).sum()) for c in CATEGORIES if (every.category == c).any()},  # every test error
-                   shown_categories={c: int((errors.category == c).sum()) for c in CATEGORIES if (errors.category == c).any()},
+                   categories=_category_counts(every), shown_categories=_category_counts(errors),  # every test error; those shown
                    ordinal=ordinal_errors(record.test['confusion'], record.test['classes']), rules=RULES)
     (out/'summary.json').write_text(json.dumps(summary, indent=1))
     if len(errors): error_gallery(interp, errors, figs/'error_gallery', title=f'Misclassified test cells by failure category ({title})')

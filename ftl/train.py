@@ -82,7 +82,7 @@ def _env(device):
 
 def _hyperparams(cfg, learn, history, precision) -> dict:
     "The hyperparameters that actually ran, read off the learner, its optimizer and fastai's schedulers"
-    hp = learn.opt.hypers[-1]
+    hp, loss = learn.opt.hypers[-1], describe_loss(learn.loss_func)
     return dict(optimizer=getattr(learn.opt_func, '__name__', str(learn.opt_func)),
                 opt_hypers={k: float(v) for k, v in hp.items() if k not in ('lr', 'mom')}, stages=history.stages,
                 batch_size=cfg.bs, epochs_max=sum(s['epochs_max'] for s in history.stages), epochs_run=len(history.epochs),
@@ -90,7 +90,7 @@ def _hyperparams(cfg, learn, history, precision) -> dict:
                 model_selection=dict(monitor=cfg.monitor, on='validation'),
                 augmentation=describe_augmentation(cfg.augment), mixup=cfg.mixup, head=cfg.head,
                 head_layers=[type(m).__name__ for m in learn.model[-1].modules() if not list(m.children())],
-                class_weights=describe_loss(learn.loss_func)['class_weights'], loss=describe_loss(learn.loss_func),
+                class_weights=loss['class_weights'], loss=loss,
                 image_size=cfg.size, precision=precision, seed=cfg.seed, train_bn=learn.train_bn,
                 tta=describe_augmentation(cfg.augment if cfg.augment != 'none' else TTA_AUGMENT) if cfg.tta else None)
 

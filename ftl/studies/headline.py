@@ -1,13 +1,12 @@
 "The headline model: the best cell on validation, trained once more at the headline size on each task, tested with and without TTA"
 from __future__ import annotations
-import json
 from dataclasses import replace
 import numpy as np, pandas as pd
 from ..metrics import METRICS, scores, columns
 from ..datasets import load_card, tasks_of
 from ..models import get_arch
 from ..config import Config
-from ..records import CONFIG_ADDED
+from ..records import cell_key
 from ..errors import UserError
 from ..runner import Study, register, suite_records, complete_records
 from ..choices import best_record
@@ -59,11 +58,11 @@ def values(v, raw, frames, lay, p):
 def other_precisions(h: pd.DataFrame, folder) -> list:
     "Runs of the headline cell recorded in another precision (not replicates: disclosed beside them), with their scores"
     from ..records import read_records
-    same = lambda c: json.dumps({k: x for k, x in {**CONFIG_ADDED, **c}.items() if k != 'precision'}, sort_keys=True)
-    mine, keys = {same(r.config) for r in h.record}, set(h.key)
+    same = lambda r: cell_key(r, without=('precision',))  # the same config, seed included, in any precision
+    mine, keys = {same(r) for r in h.record}, set(h.key)
     return [dict(seed=num(r.config['seed']), precision=r.hyperparams['precision'], valid=num(r.best['macro_f1']),
                  accuracy=num(r.test['accuracy']), f1=num(r.test['macro_f1']))
-            for r in read_records(folder) if r.key not in keys and same(r.config) in mine]
+            for r in read_records(folder) if r.key not in keys and same(r) in mine]
 
 def quoted(g: pd.DataFrame) -> str:
     "The form of the headline quoted for one task (its rows of `headline_scores`): the ensemble where its validation macro-F1 is at least the seeds' mean, else the seeds' mean; test scores play no part"

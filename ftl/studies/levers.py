@@ -60,15 +60,6 @@ def _levers_outputs(study, df):
     info = dict(census=census, arm=fitting_augmentation(census), base=base_record(study).key, levers=lever_cells(study))
     (study.layout.tables/'levers.json').write_text(json.dumps(info, indent=1) + '\n')
 
-@register('levers', order=65, outputs=_levers_outputs, values=lambda *a: values(*a), title='Levers toward the goals')
-def levers(study: Study) -> list:
-    """Levers toward the goals: the best cell with one change each (augmentation fitting the images' orientation with a
-    longer schedule; an ordinal loss for ordered classes), every seed, judged on validation against the best cell"""
-    cells = lever_cells(study)
-    if not cells: return []
-    base = Config(**base_record(study).config)
-    return [replace(base, **ch, seed=s).validate() for ch in cells.values() for s in study.seeds]
-
 def _changes(c: dict) -> str:
     "What a run's augmentation, schedule and loss are, in words"
     return f"augmentation {c['augment']}, {c['epochs']} epochs, loss {c['loss']}"
@@ -97,6 +88,15 @@ def values(v, raw, frames, lay, p):
     v['levers_base'] = dict(arch=title(b['arch']), strategy=b['strategy'], size=num(b['size']), augment=b['augment'], epochs=num(b['epochs']))
     v['orientation'] = dict(**{k: num(n) for k, n in c.items()}, n=num(sum(c.values())), arm=info['arm'], ratio=num(LINE_RATIO, 0),
                             agree=f'{100*AGREE:.0f} %', words=describe_augmentation(info['arm'])['description'])
+
+@register('levers', order=65, outputs=_levers_outputs, values=values, title='Levers toward the goals')
+def levers(study: Study) -> list:
+    """Levers toward the goals: the best cell with one change each (augmentation fitting the images' orientation with a
+    longer schedule; an ordinal loss for ordered classes), every seed, judged on validation against the best cell"""
+    cells = lever_cells(study)
+    if not cells: return []
+    base = Config(**base_record(study).config)
+    return [replace(base, **ch, seed=s).validate() for ch in cells.values() for s in study.seeds]
 
 @claim('a-lever-helps', "some lever raises validation macro-F1 over the best cell: its paired 95 % interval over seeds lies above zero", 'paired 95 % t-interval')
 def _(r): return any(lo > 0 for _, lo, _ in r['levers'].values()), '; '.join(f'{n}: {interval(*d)}' for n, d in r['levers'].items())
