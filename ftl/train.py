@@ -10,7 +10,7 @@ from fastai.vision.all import EarlyStoppingCallback, SaveModelCallback, MixUp, s
 from .metrics import fastai_metrics
 from .data import load_source, make_dls, labelled_test_dl, subset_indices, dataset_id
 from .config import Config, PRESETS, MONITORS, PRECISIONS, preset_config, grid_runs, strategy_order
-from .callbacks import History, PlainTensors, CPUBFloat16, mixed_precision
+from .callbacks import History, Checkpoint, PlainTensors, CPUBFloat16, mixed_precision
 from .models import create_learner, norm_stats, get_arch, weights_file, weights_id
 from .features import cached_path_applies, cached_features, feature_learner
 from .strategies import STRATEGIES, augmentations, describe_augmentation
@@ -18,6 +18,7 @@ from .evaluate import test_metrics
 from .losses import make_loss, describe_loss
 from .records import Record, SCHEMA_VERSION
 from .errors import ConfigError
+from .files import cache_dir
 
 __all__ = ['prepare', 'build_learner', 'train', 'run', 'run_config', 'export']
 
@@ -134,12 +135,13 @@ def train(cfg: Config, device=None) -> tuple:
         if vocab != list(source.classes): raise RuntimeError(f"Model outputs are ordered {vocab}, the source's classes {source.classes}")
     precision = 'fp32' if probe else mixed_precision(learn, cfg.precision)
     history, fit = History(), (lambda l, c, cbs: l.fit_one_cycle(c.epochs, c.lr, cbs=cbs)) if probe else STRATEGIES[cfg.strategy]
+    ckpt = None if probe else Checkpoint(cache_dir('checkpoints', cfg.key()), cfg.key(), history)  # a probe retrains in seconds
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='.*upsample_bicubic2d.*')
         learn.path, start = Path(tmp), time.time()
         with learn.no_bar() if not sys.stdout.isatty() else nullcontext():  # logs get one line per epoch, not a bar per batch
-            fit(learn, cfg, _callbacks(cfg, history))
-        train_seconds = time.time() - start
+            fit(learn, cfg, _callbacks(cfg, history) + ([ckpt] if ckpt else []))
+        train_seconds = time.time() - start + (ckpt.seconds_before if ckpt else 0.)
     test, test_tta, preds = _evaluate(learn, tdl, list(source.classes), _tta_dl(cfg, source, tdl) if cfg.tta and not probe else None)
     counts = np.bincount(source.labels[train_idx], minlength=len(source.classes))
     record = Record(version=SCHEMA_VERSION, key=cfg.key(), config=asdict(cfg), vocab=list(source.classes),
@@ -148,8 +150,11 @@ def train(cfg: Config, device=None) -> tuple:
                     normalization=dict(zip(('mean', 'std'), map(list, norm_stats(cfg.arch)))), history=history.epochs,
                     best_epoch=_best_epoch(cfg, history), test=test, test_tta=test_tta, predictions=preds, hyperparams=_hyperparams(cfg, learn, history, precision),
                     train_path='cached-features' if probe else 'end-to-end', train_seconds=train_seconds, **extra,
-                    arch=asdict(get_arch(cfg.arch)), params=sum(p.numel() for p in learn.model.parameters()), env=_env(device))
-    return learn, record.validate()
+                    arch=asdict(get_arch(cfg.arch)), params=sum(p.numel() for p in learn.model.parameters()), env=_env(device),
+                    notes=[f'resumed after epoch {ckpt.resumed_after} from a checkpoint'] if ckpt and ckpt.resumed_after else [])
+    record.validate()
+    if ckpt: ckpt.clear()
+    return learn, record
 
 def run(cfg: Config, device=None) -> Record:
     "The record of `cfg` (see `train`), the learner dropped"

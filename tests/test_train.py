@@ -134,3 +134,38 @@ def test_the_study_preset_trains_vits_in_bf16_and_cnns_in_the_default():
     assert preset_config('study', arch='vit_small_dinov2', size=126, precision='fp32').precision == 'fp32'  # the user's choice wins
     assert preset_config('study', arch='vit_small_dinov2', size=126, strategy='feature-extraction').precision == 'auto'  # cached fp32 features
     with pytest.raises(ConfigError, match='precision'): Config(precision='fp8').validate()
+
+class Killed(BaseException): "A stand-in for the process being stopped (not an Exception: nothing in fastai catches it)"
+
+def _killer(at: int, where: str):
+    "A callback that stops the run after its `at`-th epoch ('epoch'), or at the start of the fit that follows it ('fit')"
+    from fastai.callback.core import Callback
+    class Kill(Callback):
+        order, n = 100, 0
+        def after_epoch(self):
+            self.n += 1
+            if where == 'epoch' and self.n == at: raise Killed()
+        def before_fit(self):
+            if where == 'fit' and self.n == at: raise Killed()
+    return Kill()
+
+@pytest.mark.parametrize('strategy,patience,at,where', [('fine-tune', 1, 2, 'epoch'),          # mid-stage, then early stopping
+                                                        ('gradual-unfreeze', 4, 2, 'fit')])    # between two stages
+def test_a_run_stopped_part_way_resumes_from_its_checkpoint_to_the_same_record(monkeypatch, strategy, patience, at, where):
+    import ftl.files, sys
+    T = sys.modules['ftl.train']
+    cfg = Config(dataset='synthetic', size=32, arch='efficientnet_lite0', epochs=4, bs=16, strategy=strategy, patience=patience, augment='flips')
+    _, whole = train(cfg)
+    folder = ftl.files.cache_dir('checkpoints', cfg.key())
+    assert not (folder/'state.pt').exists()  # a finished run leaves no checkpoint
+    callbacks = T._callbacks
+    monkeypatch.setattr(T, '_callbacks', lambda c, h: callbacks(c, h) + [_killer(at, where)])
+    with pytest.raises(Killed): train(cfg)
+    assert (folder/'state.pt').exists()
+    monkeypatch.setattr(T, '_callbacks', callbacks)
+    _, resumed = train(cfg)
+    assert resumed.notes == [f'resumed after epoch {at} from a checkpoint'] and not (folder/'state.pt').exists()
+    assert resumed.history == whole.history and resumed.best_epoch == whole.best_epoch  # train loss, validation, lr: every epoch
+    assert resumed.hyperparams['stages'] == whole.hyperparams['stages'] and resumed.predictions == whole.predictions
+    h = whole.history  # the epoch that ended the run early is in the history: `patience` epochs after the best one
+    assert len(h) == cfg.epochs or len(h) - whole.best_epoch == cfg.patience
