@@ -32,6 +32,8 @@ def interpret(learn_or_path, dataset=None, size=None, source=None) -> Classifica
     preds, targs, losses = learn.get_preds(dl=dl, with_loss=True)  # predictions computed once, kept on the interpretation
     interp = ClassificationInterpretation(learn, dl, losses)
     interp.preds, interp.targs, interp.source = preds, targs, source
+    n = len(interp.vocab); cm = np.bincount(targs.numpy()*n + preds.argmax(1).numpy(), minlength=n*n).reshape(n, n)
+    interp.confusion_matrix = lambda: cm.copy()  # fastai's predicts the whole split again: the predictions above, counted
     return interp
 
 # --- where the model looked -----------------------------------------------------------------------------------------------
@@ -88,20 +90,27 @@ def plot_gradcam(self: ClassificationInterpretation, k=9, largest=True, figsize=
 # --- suspect labels, from evidence independent of the analysed model ------------------------------------------------------
 
 def out_of_sample_probs(features, labels, folds=THRESHOLDS['folds'], seed=0) -> np.ndarray:
-    "Cross-validated class probabilities of a class-balanced logistic regression on `features`: each image predicted by a model that never saw it"
+    """Cross-validated class probabilities of a class-balanced logistic regression on `features`: each image predicted by a
+    model that never saw it. One BLAS and OpenMP thread, so the same features give the same bits on any machine's thread count
+    (at sklearn's defaults two threads moved ELPV's probabilities by up to 0.16); float64 fitted to L-BFGS's limit, so features
+    that differ in the last bit move a probability by ~1e-5, not ~0.1"""
+    from threadpoolctl import threadpool_limits
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-    clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, class_weight='balanced', max_iter=2000))
-    return cross_val_predict(clf, features, labels, cv=StratifiedKFold(folds, shuffle=True, random_state=seed), method='predict_proba')
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, class_weight='balanced', tol=1e-8, max_iter=20000))
+    with threadpool_limits(1):
+        return cross_val_predict(clf, np.asarray(features, np.float64), labels, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+                                 method='predict_proba')
 
 def label_issues(labels, probs) -> pd.DataFrame:
-    "cleanlab's verdict per image: flagged as a likely label issue, and its label-quality score (low: suspect)"
+    "cleanlab's verdict per image: flagged as a likely label issue, and its label-quality score (low: suspect; to 6 decimals)"
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
     labels = np.asarray(labels)
-    return pd.DataFrame(dict(label_issue=find_label_issues(labels, probs), label_quality=get_label_quality_scores(labels, probs)))
+    return pd.DataFrame(dict(label_issue=find_label_issues(labels, probs, n_jobs=1),  # one process: no pool forked per call
+                             label_quality=get_label_quality_scores(labels, probs).round(6)))
 
 # --- how wrong ------------------------------------------------------------------------------------------------------------
 
@@ -151,7 +160,7 @@ def failure_table(interp, issues, n=12) -> pd.DataFrame:
                         source.labels[train_idx], issues.iloc[test_idx].reset_index(drop=True))
     ev['loss'], ev['test_pos'] = interp.losses.numpy(), np.arange(len(ev))
     ids = source.info.get('ids', np.array([str(i) for i in range(len(source.labels))]))
-    wrong = ev[ev.true != ev.pred].sort_values('loss', ascending=False).head(n).copy()
+    wrong = ev[ev.true != ev.pred].sort_values('loss', ascending=False, kind='stable').head(n).copy()  # ties: test order
     wrong.insert(0, 'image_id', [ids[test_idx[i]] for i in wrong.test_pos])
     wrong['category'] = [categorize(r) for _, r in wrong.iterrows()]
     for j, c in enumerate(classes): wrong[f'p_{c}'] = probs[wrong.test_pos, j]
@@ -200,7 +209,7 @@ def analyse(model_path, record, out_dir, figs_dir, n_errors=12, probe_arch=None,
                    label_issues={s: int(issues.label_issue[src.split == s].sum()) for s in ('train', 'valid', 'test')},
                    images={s: int((src.split == s).sum()) for s in ('train', 'valid', 'test')},
                    test_errors=int(test_wrong.sum()), test_errors_flagged=int((test_wrong & test_issue).sum()),
-                   selected_errors_flagged=int(errors.label_issue.sum()), categories=errors.category.value_counts().to_dict(),
+                   selected_errors_flagged=int(errors.label_issue.sum()), categories={c: n for c in CATEGORIES if (n := int((errors.category == c).sum()))},
                    ordinal=ordinal_errors(record.test['confusion'], record.test['classes']), rules=RULES)
     (out/'summary.json').write_text(json.dumps(summary, indent=1))
     error_gallery(interp, errors, figs/'error_gallery', title=f'Misclassified test cells by failure category ({title})')
