@@ -25,7 +25,14 @@ def accuracy_pairs(results='results/architectures'):
     pairs['train_seconds'] = pairs['train_seconds']/60
     return pairs.droplevel('twin').rename(columns={'train_seconds': 'minutes'})
 
+def cpu_bf16_flags() -> str:
+    "The CPU's bfloat16 instructions (AMX tiles, AVX-512 BF16) as /proc/cpuinfo lists them: what decides bf16's speed"
+    try: flags = next(l for l in open('/proc/cpuinfo') if l.startswith('flags')).split()
+    except (OSError, StopIteration): return 'unknown'
+    return ', '.join(f for f in flags if 'bf16' in f or f.startswith('amx')) or 'none'
+
 if __name__ == '__main__':
+    print(f"CPU bf16 instructions: {cpu_bf16_flags()}", flush=True)
     cells = [('mobilenetv2', 128), ('efficientnet_lite0', 128), ('vit_small_dinov2', 126), ('vit_small_dinov2', 224)]
     for arch, size in ([(sys.argv[1], int(sys.argv[2]))] if len(sys.argv) > 2 else cells):
         s = speed(arch, size)

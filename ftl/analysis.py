@@ -92,24 +92,26 @@ def plot_gradcam(self: ClassificationInterpretation, k=9, largest=True, figsize=
 
 def out_of_sample_probs(features, labels, folds=THRESHOLDS['folds'], seed=0) -> np.ndarray:
     """Cross-validated class probabilities of a class-balanced logistic regression on `features`: each image predicted by a
-    model that never saw it. Fitted in float64 to convergence on one BLAS and OpenMP thread: the same features give the same
-    bits whatever the machine's thread count (two BLAS threads moved ELPV's probabilities by up to 0.16 at sklearn's default tolerance)"""
+    model that never saw it. One BLAS and OpenMP thread, so the same features give the same bits on any machine's thread count
+    (at sklearn's defaults two threads moved ELPV's probabilities by up to 0.16); float64 fitted to L-BFGS's limit, so features
+    that differ in the last bit move a probability by ~1e-5, not ~0.1"""
     from threadpoolctl import threadpool_limits
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-    clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, class_weight='balanced', tol=TOL, max_iter=5000))
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, class_weight='balanced', tol=TOL, max_iter=20000))
     with threadpool_limits(1):
         return cross_val_predict(clf, np.asarray(features, np.float64), labels, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
                                  method='predict_proba')
 
 def label_issues(labels, probs) -> pd.DataFrame:
-    "cleanlab's verdict per image: flagged as a likely label issue, and its label-quality score (low: suspect)"
+    "cleanlab's verdict per image: flagged as a likely label issue, and its label-quality score (low: suspect; to 6 decimals)"
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
     labels = np.asarray(labels)
-    return pd.DataFrame(dict(label_issue=find_label_issues(labels, probs, n_jobs=1), label_quality=get_label_quality_scores(labels, probs)))
+    return pd.DataFrame(dict(label_issue=find_label_issues(labels, probs, n_jobs=1),  # one process: no pool forked per call
+                             label_quality=get_label_quality_scores(labels, probs).round(6)))
 
 # --- how wrong ------------------------------------------------------------------------------------------------------------
 

@@ -54,6 +54,13 @@ def test_cleanlab_flags_deliberately_flipped_labels():
     precision, recall = np.isin(found, flipped).mean(), np.isin(flipped, found).mean()
     assert precision >= 0.8 and recall >= 0.8, (precision, recall)
 
+def test_probe_probabilities_barely_move_when_the_features_change_in_their_last_bit():
+    "Features from another machine or thread count may differ in the last bit: the probe's fit must not amplify that into other flags"
+    r = np.random.default_rng(0)
+    y = r.integers(0, 4, 800); x = (r.normal(size=(800, 256)) + 0.3*y[:, None]*r.normal(size=256)).astype(np.float32)
+    nudged = (x*(1 + r.choice([-1, 1], x.shape)*np.float32(2**-23))).astype(np.float32)  # one ulp up or down, every feature
+    assert np.abs(out_of_sample_probs(x, y) - out_of_sample_probs(nudged, y)).max() < 1e-4  # sklearn's defaults: 2e-3
+
 def test_gradcam_highlights_the_quadrant_that_decides_the_class():
     torch.manual_seed(0)
     def batch(n):
@@ -108,6 +115,27 @@ def test_analysis_suite_reloads_the_exported_learner_and_categorises(trained, tm
     before = (out/'errors.csv').read_text()
     SUITES['analysis'].study(study)
     assert (out/'errors.csv').read_text() == before
+
+def test_two_analysis_runs_in_separate_processes_write_identical_files(trained, tmp_path, ftl_cache):
+    "A clean clone reproduces the committed analysis byte for byte: fresh processes (one thread, then two), each computing the probe's features anew"
+    import os, subprocess, sys
+    from pathlib import Path
+    written = []
+    for threads in ('1', '2'):
+        run = tmp_path/f'threads-{threads}'
+        shutil.copytree(trained, run/'results')
+        shutil.copytree(ftl_cache, run/'cache', ignore=shutil.ignore_patterns('features'))  # decoded data and weights, no features
+        p = subprocess.run([sys.executable, 'experiments.py', '--suite', 'analysis', '--dataset', 'synthetic', '--arch', 'mobilenetv2', '--preset', 'tiny',
+                            '--results', str(run/'results'), '--epochs', '1', '--strategy', 'full-finetune', '--seed', '0'],
+                           cwd=Path(__file__).resolve().parents[1], env={**os.environ, 'OMP_NUM_THREADS': threads, 'FTL_CACHE': str(run/'cache')},
+                           capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr[-3000:]
+        assert list((run/'cache'/'features').glob('*.npy')), 'the probe read cached features instead of computing them'
+        written.append({f.relative_to(run/'results').as_posix(): f.read_bytes() for f in sorted((run/'results').rglob('*')) if f.is_file()})
+    made = {'analysis/errors.csv', 'analysis/label_issues.csv', 'analysis/summary.json', 'analysis/most_confused.csv',
+            'figures/error_gallery.png', 'figures/error_gallery.pdf', 'figures/top_losses.png', 'figures/confusion_best.pdf'}
+    assert made <= set(written[0]) and written[0].keys() == written[1].keys()
+    assert [f for f in written[0] if written[0][f] != written[1][f]] == []
 
 def test_analysis_without_the_exported_learner_says_what_to_run_and_never_retrains(trained, tmp_path, monkeypatch):
     import importlib

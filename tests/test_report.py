@@ -195,3 +195,27 @@ def test_a_study_with_suites_still_running_gets_a_report_that_states_their_absen
         assert f'The {suite} suite has not run for this study: python experiments.py --suite {suite} --preset study --results'.replace(' ', '') in flat
     assert 'How much labelled data' in text and 'The headline models' in text  # the headings stay, their content goes
     assert 'The headline model (' not in text and 'Fine-tuning from pretrained weights beats' not in text  # nor does the abstract speak of them
+
+def test_the_committed_study_rebuilt_in_another_clone_writes_the_same_bytes(tmp_path, monkeypatch):
+    "No build date, folder or clone-specific link in what the report writes: the study's layout in two folders, every file identical"
+    built = []
+    for clone in ('a', 'b'):
+        root = tmp_path/clone; study_copy(root); shutil.copytree(ROOT/'figures', root/'figures'); shutil.copytree(ROOT/'report', root/'report')
+        monkeypatch.chdir(root)  # results/, figures/ and report/ as in a clone (a trial folder names itself in the report's commands)
+        SUITES['report'].study(Study(preset='study'))
+        built.append({f: (root/f).read_bytes() for f in ('report/report.pdf', 'report/values.json', 'figures/class_examples.png', 'figures/class_examples.pdf')})
+    assert [f for f in built[0] if built[0][f] != built[1][f]] == []
+
+def test_the_repository_link_comes_from_the_project_never_from_the_clones_git_remote(tmp_path, monkeypatch):
+    import subprocess
+    monkeypatch.delenv('FTL_REPO_URL', raising=False)
+    monkeypatch.setattr(report, 'TEMPLATE', tmp_path/'report'/'report.typ'); (tmp_path/'report').mkdir()
+    subprocess.run(['git', 'init', '-q', str(tmp_path)], check=True)
+    subprocess.run(['git', '-C', str(tmp_path), 'remote', 'add', 'origin', '/where/this/clone/came/from'], check=True)
+    (tmp_path/'pyproject.toml').write_text('[project]\nname = "x"\n')
+    assert report.repo_url() == ''  # a clone's origin would put its own path on the title page
+    (tmp_path/'pyproject.toml').write_text('[project]\nname = "x"\n[project.urls]\nHomepage = "https://a.example"\n'
+                                           'Repository = "https://git.example/ftl"\n[tool.other]\nRepository = "not this"\n')
+    assert report.repo_url() == 'https://git.example/ftl'
+    monkeypatch.setenv('FTL_REPO_URL', 'https://mirror.example/ftl')
+    assert report.repo_url() == 'https://mirror.example/ftl'
