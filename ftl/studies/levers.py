@@ -3,10 +3,11 @@ validation against the best cell itself; the headline then takes the best cell o
 from __future__ import annotations
 import json
 from dataclasses import replace
+from functools import lru_cache
 import numpy as np, pandas as pd
 from scipy.ndimage import uniform_filter1d
 from ..config import Config
-from ..data import load_source
+from ..data import load_source, dataset_id
 from ..datasets import card_of
 from ..strategies import describe_augmentation
 from ..runner import Study, register
@@ -35,7 +36,12 @@ def fitting_augmentation(census: dict) -> str:
     oriented = census['horizontal'] + census['vertical']
     return 'flips' if oriented and max(census['horizontal'], census['vertical']) >= AGREE*oriented else 'dihedral'
 
-def _census(study: Study) -> dict: return orientation_census(load_source(study.dataset, study.settings['size']).images)
+@lru_cache(maxsize=8)
+def _census_of(dataset: str, size: int, ident: str) -> dict:
+    "The census of a dataset at `size`, once per process and content (`ident`: `data.dataset_id`, so an edited folder is counted anew)"
+    return orientation_census(load_source(dataset, size).images)
+
+def _census(study: Study) -> dict: return _census_of(study.dataset, study.settings['size'], dataset_id(study.dataset))
 
 # name -> the Config fields it changes, from the best cell's config and the dataset (None: it does not apply to this dataset)
 LEVERS = {
