@@ -3,7 +3,7 @@ machine, seeds per suite, the hyperparameters of every experiment, what bfloat16
 from __future__ import annotations
 import json
 import pandas as pd
-from .records import read_records, records_frame
+from .records import read_records, records_frame, cell_key
 from .prose import num, pct, table, title, lift_constant, claim, interval
 from . import tables
 
@@ -64,8 +64,11 @@ def precision(v, raw, frames, lay, p):
     "What bfloat16 autocast costs in accuracy and saves in time: the architecture cells trained both ways, seed by seed"
     folder = lay.results/'architectures'
     if not p.get('bf16_families') or not folder.exists(): return
-    pairs = tables.precision_pairs(records_frame([r for r in read_records(folder) if not r.reused_from]))
+    recs = [r for r in read_records(folder) if not r.reused_from]
+    pairs = tables.precision_pairs(records_frame(recs))
     if not len(pairs) or 'bf16' not in pairs.columns.get_level_values(1): return
+    twins = set(pairs.index.get_level_values('twin'))
+    raw['precision_records'] = [r for r in recs if r.train_path == 'end-to-end' and cell_key(r, without=('precision',)) in twins]  # the budget counts them
     other = [c for c in pairs.columns.get_level_values(1).unique() if c != 'bf16'][0]  # the precision compared against
     d, lo, hi = tables.paired_diff(pairs[('valid_macro_f1', 'bf16')], pairs[('valid_macro_f1', other)])
     dt, lot, hit = tables.paired_diff(pairs[('test_macro_f1', 'bf16')], pairs[('test_macro_f1', other)])
@@ -78,10 +81,10 @@ def precision(v, raw, frames, lay, p):
 def budget(v, raw, frames, lay, p):
     "What the study's runs cost: training (and feature) minutes per suite, each run counted once, as the records measured them"
     seen, minutes = set(), {}
-    for name, f in frames.items():
-        for r in (f.record if len(f) else []):
-            if r.key in seen or r.reused_from: continue
-            seen.add(r.key); minutes[name] = minutes.get(name, 0) + (r.train_seconds + (r.feature_seconds or 0))/60
+    runs = [(name, r) for name, f in frames.items() for r in (f.record if len(f) else [])]
+    for name, r in runs + [('precision check', r) for r in raw.get('precision_records', [])]:
+        if r.key in seen or r.reused_from: continue
+        seen.add(r.key); minutes[name] = minutes.get(name, 0) + (r.train_seconds + (r.feature_seconds or 0))/60
     if not minutes: return
     raw['budget_hours'] = sum(minutes.values())/60
     v['budget'] = dict(hours=num(raw['budget_hours'], 1), runs=num(len(seen)),

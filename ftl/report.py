@@ -129,7 +129,9 @@ def published(v, raw, frames):
         key = tasks.get(task.lower(), frozenset(v['data']['classes']) if task.lower() in ('', 'classes', 'all classes', own_name) else None)
         metric = METRICS.get(re.sub(r'[^a-z0-9]', '', str(e.get('metric', '')).lower()))
         o = own.get(key) if key is not None else None
-        row = dict(ref=e['ref'], task=task or 'all classes', split=str(e.get('split', '')), metric=str(e.get('metric', '')), model=str(e.get('model', '')),
+        # a task the card assumes is worded by its task_words
+        row = dict(ref=e['ref'], task=str(e.get('task_words') or task or 'all classes'),
+                   split=str(e.get('split', '')), metric=str(e.get('metric', '')), model=str(e.get('model', '')),
                    value=num(e['value']), ours='—', position='—',
                    note='task not among this study\'s' if key is None else 'no run of ours on this task' if o is None else
                         "metric not measured here" if metric is None else o['model'])

@@ -37,7 +37,12 @@ def values(v, raw, frames, lay, p):
                          rules=RULES, worst=raw['worst_class'], best=pc.loc[pc.f1.idxmax(), 'class'], rarest=raw['rarest_class'],
                          most_flagged=max(raw['flags'], key=lambda k: raw['flags'][k][0]/raw['flags'][k][1]),
                          shown=num(len(err)), commented=num(int((err.commentary != '').sum())),
-                         top_pair=dict(true=pairs.index[0][0], pred=pairs.index[0][1], n=num(int(pairs.iloc[0])), repeats=bool(pairs.iloc[0] > 1)) if len(pairs) else None)
+                         top_pairs=dict(pairs=[f'{t} read as {p}' for t, p in pairs[pairs == pairs.iloc[0]].index], n=num(int(pairs.iloc[0])),
+                                        repeats=bool(pairs.iloc[0] > 1)) if len(pairs) else None)  # every pair tied for the most
+    c = m.config
+    v['analysis'].update(seed=num(c['seed']), augment=c['augment'], epochs=num(len(m.history)), restored=num(m.best_epoch),
+                         precision=m.hyperparams['precision'], accuracy=num(m.test['accuracy']), f1=num(m.test['macro_f1']),
+                         suite=m.suite or '')
     v['per_class'] = table(pc, {'class': lambda x: x['class'], 'precision': lambda x: num(x.precision), 'recall': lambda x: num(x.recall),
                                 'F1': lambda x: num(x.f1), 'support': lambda x: num(x.support)})
     v['errors'] = table(err, {'image': lambda x: x.image_id, 'true': lambda x: x.true, 'predicted': lambda x: x.pred,

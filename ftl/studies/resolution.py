@@ -6,7 +6,7 @@ from ..models import get_arch
 from ..config import PRESETS
 from ..runner import Study, register
 from ..choices import best_record
-from ..prose import num, table, title, claim, interval
+from ..prose import num, table, title, claim, interval, MONITOR_NAMES
 from ..metrics import PRIMARY, get_metric
 from .. import tables, figures
 
@@ -29,7 +29,10 @@ def values(v, raw, frames, lay, p):
     v['selection'] = table(sel.pivot_table(index='size', columns='rule', values=f'valid_{PRIMARY}').reset_index(),
                            {'size (px)': lambda x: num(x['size']), f'{f1} at lowest valid loss': lambda x: num(x['valid_loss']),
                             f'{f1} at its highest (optimistic)': lambda x: num(x[PRIMARY]), f'{f1} at last epoch': lambda x: num(x['last'])})
-    v['resolution_setup'] = dict(arch=title(r.arch.iloc[0]), strategy=r.strategy.iloc[0], augment=r.augment.iloc[0], epochs=num(r.epochs.iloc[0]))
+    s = settings(p['name'])
+    v['resolution_setup'] = dict(arch=title(r.arch.iloc[0]), strategy=r.strategy.iloc[0], augment=r.augment.iloc[0], epochs=num(r.epochs.iloc[0]),
+                                 from_preset=s.get('from_preset', ''), augment_set='augment' in s,
+                                 restore=('the epoch of lowest ' if r.monitor.iloc[0] != 'last' else 'the ') + MONITOR_NAMES[r.monitor.iloc[0]])
 
 RESOLUTION = dict(sizes=(84, 128, 160, 224), epochs=16)  # one seed; the recipe's own augmentation
 SETTINGS = {  # per preset; 'from_preset': the cheaper study whose best recipe the sweep uses (it chose this preset's size)

@@ -34,7 +34,8 @@ def values(v, raw, frames, lay, p):
     rivals = t[(t.augment == best.augment) & (t.strategy != best.strategy) & (t.strategy != 'feature-extraction')]
     raw['strategy_rivals'] = {r.strategy: welch(runs(best.strategy, best.augment), runs(r.strategy, best.augment)) for _, r in rivals.iterrows()}
     v['best_strategy'].update(rivals=num(len(rivals)), tested=bool(t.seeds.min() > 1), within=f'{(best.valid_macro_f1_mean - rivals.valid_macro_f1_mean).max():.3f}' if len(rivals) else '—',
-                              separated=[k for k, (d, p) in raw['strategy_rivals'].items() if p < ALPHA])
+                              separated=[k for k, (d, p) in raw['strategy_rivals'].items() if p < ALPHA],
+                              not_separated=[k for k, (d, p) in raw['strategy_rivals'].items() if not p < ALPHA])
     if len(p['augment_arms']) > 1:  # the augmented arm against none, strategy by strategy and seed by seed
         arm = p['augment_arms'][1]
         on, off = (t[t.augment == a].set_index('strategy').valid_macro_f1_mean for a in (arm, 'none'))
@@ -48,7 +49,7 @@ def values(v, raw, frames, lay, p):
         raw['probe_gap'] = tables.paired_diff(full, fe)
         v['probe_gap'] = interval(*raw['probe_gap'])
     trains = s[(s.augment == 'none') & (s.strategy != 'feature-extraction')]
-    aug = s[s.augment != 'none']
+    aug = s[(s.augment != 'none') & (s.strategy != 'feature-extraction')]  # the same strategies as `trains`, augmented
     raw['overfit_none'], raw['overfit_aug'] = float(trains.valid_up_train_down.mean()), float(aug.valid_up_train_down.mean()) if len(aug) else np.nan
     rise = [r.history[-1]['macro_f1'] - min(r.history, key=lambda e: e['valid_loss'])['macro_f1'] for r in trains.record]
     raw['f1_after_loss_min'] = dict(up=sum(d > 0 for d in rise), down=sum(d < 0 for d in rise))
