@@ -66,8 +66,9 @@ class Checkpoint(Callback):
     def after_cancel_epoch(self):
         "A replayed epoch: the Recorder logs its saved metrics, so the trackers and History read them as if it had trained"
         row = self.saved['rows'][self.n_seen - 1]
-        if self.saved['history'][self.n_seen - 1]['stage'] != len(self.history.stages):
-            raise RuntimeError(f"checkpoint {self.file} does not match this run's stages: delete the folder to start the run afresh")
+        if (self.saved['history'][self.n_seen - 1]['stage'] != len(self.history.stages)
+                or len(row) != len(self.recorder.metric_names) - 2):  # the names hold 'epoch' and 'time' besides the row's values
+            raise RuntimeError(f"checkpoint {self.file} does not match this run's stages or metrics: delete its folder to start the run afresh")
         self.recorder.log = self.recorder.log[:1] + list(row)
     def after_epoch(self):
         self.rows.append(list(map(float, self.recorder.values[-1])))
