@@ -6,7 +6,7 @@ import numpy as np, pandas as pd
 from .records import cell_key
 from .metrics import PRIMARY, columns
 
-__all__ = ['METRICS', 'seed_summary', 'architecture_table', 'one_se_choice', 'grid_hours', 'grid_candidates', 'domain_gap_table', 'in_order', 'strategy_table', 'EFFICIENCY_ARMS', 'efficiency_arms', 'efficiency_table', 'paired_diff',
+__all__ = ['METRICS', 'seed_summary', 'architecture_table', 'one_se_choice', 'grid_hours', 'grid_candidates', 'domain_gap_table', 'in_order', 'strategy_table', 'EFFICIENCY_ARMS', 'efficiency_arms', 'efficiency_table', 'paired_diff', 'restore_words',
            'precision_pairs', 'crossing_fraction', 'crossing', 'hyperparameter_table', 'selection_table', 'formatted', 'write_table']
 
 METRICS = (*columns('test'), f'valid_{PRIMARY}')  # what a seed summary averages, from the metric registry
@@ -142,7 +142,7 @@ def _monitored(monitor: str) -> tuple:
     m = get_metric(monitor)
     return f'valid {m.label}', 'highest' if m.greater_is_better else 'lowest'
 
-def _restore_words(monitor: str) -> str:
+def restore_words(monitor: str) -> str:
     "The epoch a model-selection monitor restores, in words: 'last epoch', 'lowest valid loss', 'highest valid macro-F1'"
     return 'last epoch' if monitor == 'last' else ' '.join(reversed(_monitored(monitor)))
 
@@ -156,7 +156,7 @@ def _kept(runs: pd.DataFrame) -> dict:
     else:
         stopped = int((runs.ran < r0.epochs).sum())
         stop = f"on: {_monitored(r0.stopper['monitor'])[0]}, patience {r0.stopper['patience']}; {stopped} of {len(runs)} stopped early"
-    return dict(seeds=','.join(map(str, runs.seed)), restored=f'{_restore_words(r0.monitor)}: {kept}', early_stopping=stop)
+    return dict(seeds=','.join(map(str, runs.seed)), restored=f'{restore_words(r0.monitor)}: {kept}', early_stopping=stop)
 
 def hyperparameter_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per distinct configuration (seeds merged): every setting as it ran, read from the records; early stopping as

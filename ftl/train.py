@@ -135,7 +135,8 @@ def train(cfg: Config, device=None) -> tuple:
         if vocab != list(source.classes): raise RuntimeError(f"Model outputs are ordered {vocab}, the source's classes {source.classes}")
     precision = 'fp32' if probe else mixed_precision(learn, cfg.precision)
     history, fit = History(), (lambda l, c, cbs: l.fit_one_cycle(c.epochs, c.lr, cbs=cbs)) if probe else STRATEGIES[cfg.strategy]
-    ckpt = None if probe else Checkpoint(cache_dir('checkpoints', cfg.key()), cfg.key(), history)  # a probe retrains in seconds
+    key = cfg.key()  # hashes a folder dataset's files: once per run
+    ckpt = None if probe else Checkpoint(cache_dir('checkpoints', key), key, history)  # a probe retrains in seconds
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='.*upsample_bicubic2d.*')
         learn.path, start = Path(tmp), time.time()
@@ -144,7 +145,7 @@ def train(cfg: Config, device=None) -> tuple:
         train_seconds = time.time() - start + (ckpt.seconds_before if ckpt else 0.)
     test, test_tta, preds = _evaluate(learn, tdl, list(source.classes), _tta_dl(cfg, source, tdl) if cfg.tta and not probe else None)
     counts = np.bincount(source.labels[train_idx], minlength=len(source.classes))
-    record = Record(version=SCHEMA_VERSION, key=cfg.key(), config=asdict(cfg), vocab=list(source.classes),
+    record = Record(version=SCHEMA_VERSION, key=key, config=asdict(cfg), vocab=list(source.classes),
                     data_id=dataset_id(cfg.dataset), n_train=len(train_idx), n_train_per_class=dict(zip(source.classes, counts.tolist())),
                     n_valid=len(source.idx('valid')), n_test=len(source.idx('test')),
                     normalization=dict(zip(('mean', 'std'), map(list, norm_stats(cfg.arch)))), history=history.epochs,

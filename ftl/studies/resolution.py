@@ -6,7 +6,7 @@ from ..models import get_arch
 from ..config import PRESETS
 from ..runner import Study, register
 from ..choices import best_record
-from ..prose import num, table, title, claim, interval, MONITOR_NAMES
+from ..prose import num, table, title, claim, interval
 from ..metrics import PRIMARY, get_metric
 from .. import tables, figures
 
@@ -32,7 +32,7 @@ def values(v, raw, frames, lay, p):
     s = settings(p['name'])
     v['resolution_setup'] = dict(arch=title(r.arch.iloc[0]), strategy=r.strategy.iloc[0], augment=r.augment.iloc[0], epochs=num(r.epochs.iloc[0]),
                                  from_preset=s.get('from_preset', ''), augment_set='augment' in s,
-                                 restore=('the epoch of lowest ' if r.monitor.iloc[0] != 'last' else 'the ') + MONITOR_NAMES[r.monitor.iloc[0]])
+                                 restore=tables.restore_words(r.monitor.iloc[0]))
 
 RESOLUTION = dict(sizes=(84, 128, 160, 224), epochs=16)  # one seed; the recipe's own augmentation
 SETTINGS = {  # per preset; 'from_preset': the cheaper study whose best recipe the sweep uses (it chose this preset's size)
