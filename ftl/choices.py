@@ -8,7 +8,7 @@ from .metrics import PRIMARY
 from .runner import Study, suite_records
 from . import tables
 
-__all__ = ['best_arch', 'best_record', 'best_cell']
+__all__ = ['best_arch', 'best_valid_arch', 'best_record', 'best_cell']
 
 def best_arch(study: Study, default=Config.arch) -> str:
     """The architecture the grid suites (strategies, data efficiency) build on (the default before any architectures run):
@@ -17,6 +17,11 @@ def best_arch(study: Study, default=Config.arch) -> str:
     df = records_frame(suite_records('architectures', study))
     if not len(df): return default
     return tables.one_se_choice(tables.grid_candidates(df, study.settings.get('grid_hours'), grid_runs(study.preset)))
+
+def best_valid_arch(study: Study, default=Config.arch) -> str:
+    "The architecture of the architectures suite's best cell by mean validation macro-F1, whatever its cost (the default before any run)"
+    recs = suite_records('architectures', study)
+    return best_cell(recs)[0].config['arch'] if recs else default
 
 def best_cell(records) -> list:
     "The records of the best cell (a configuration over its seeds) by the mean of the primary metric on validation at the restored epoch"

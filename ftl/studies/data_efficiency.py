@@ -6,7 +6,9 @@ import numpy as np, pandas as pd
 from ..models import get_arch
 from ..evaluate import majority_baseline
 from ..runner import Study, register
-from ..choices import best_arch
+from ..choices import best_valid_arch
+from .levers import fitting_augmentation, orientation_census
+from ..data import load_source
 from ..prose import num, pct, pm, table, title, claim, interval, sign_test, p_words, ALPHA
 from .. import tables, figures
 
@@ -64,7 +66,9 @@ def budget_factor(fraction, min_share=0.25) -> float:
     "Epoch multiplier giving a run on `fraction` of the data at least `min_share` of the full-data optimizer steps"
     return max(1.0, min_share/fraction)
 
-DATA_EFFICIENCY = dict(seeds=(0, 1, 2), scratch_lr=1e-2, scratch_epochs_factor=1.5)
+# scratch: its own lr, augmentation that fits the images, and up to `scratch_epochs_factor` times the pretrained budget,
+# stopped once validation loss has not improved for `scratch_patience` epochs (its lowest-validation-loss epoch restored)
+DATA_EFFICIENCY = dict(seeds=(0, 1, 2), scratch_lr=1e-2, scratch_epochs_factor=3, scratch_patience=6)
 SETTINGS = {'tiny': dict(seeds=(0,))}  # per preset: a first look trains one seed per cell
 
 def _data_efficiency_outputs(study, df):
@@ -79,18 +83,21 @@ def _data_efficiency_outputs(study, df):
 
 @register('data-efficiency', outputs=_data_efficiency_outputs, values=values, title='How much labelled data', order=60)
 def data_efficiency(study: Study) -> list:
-    """How much labelled data: pretrained (fine-tune), a frozen-feature probe and from scratch at nested stratified fractions, 3 seeds.
-    Small fractions get more epochs so that every run has at least a quarter of the full-data steps. Every arm trains its
-    whole one-cycle budget (patience = epochs) and restores its epoch by the preset's rule; scratch has its own lr and budget"""
-    arch = study.arch or best_arch(study)
+    """How much labelled data, on the best backbone by validation: pretrained (fine-tune), a frozen-feature probe and from
+    scratch at nested stratified fractions, 3 seeds. Small fractions get more epochs so that every run has at least a quarter
+    of the full-data steps. The pretrained arms train their whole one-cycle budget and restore their epoch by the preset's
+    rule; scratch, with augmentation that fits the images, trains until its validation loss plateaus (see DATA_EFFICIENCY)"""
+    arch = study.arch or best_valid_arch(study)
     base = study.config(arch=arch)
+    fit = fitting_augmentation(orientation_census(load_source(study.dataset, study.settings['size']).images))
     def arms(f):
         pt, sc = (int(round(base.epochs*k*budget_factor(f))) for k in (1, DATA_EFFICIENCY['scratch_epochs_factor']))
         return [dict(pretrained=True, strategy='fine-tune', epochs=pt, patience=pt),
                 dict(pretrained=True, strategy='feature-extraction', augment='none', epochs=pt, patience=pt),  # when is freezing enough?
-                dict(pretrained=False, strategy='full-finetune', lr=DATA_EFFICIENCY['scratch_lr'], epochs=sc, patience=sc)]
+                dict(pretrained=False, strategy='full-finetune', lr=DATA_EFFICIENCY['scratch_lr'], augment=fit, epochs=sc,
+                     patience=DATA_EFFICIENCY['scratch_patience'], monitor='valid_loss')]
     seeds = study.seeds if 'seed' in study.fixed else {**DATA_EFFICIENCY, **SETTINGS.get(study.preset, {})}['seeds']
-    return [replace(base, **arm, fraction=f, seed=s).validate() for f in FRACTIONS for s in seeds for arm in arms(f)]
+    return [study.config(arch=arch, **arm, fraction=f, seed=s) for f in FRACTIONS for s in seeds for arm in arms(f)]
 
 def _intervals(d: dict) -> str: return '; '.join(f'{pct(f, 0)} {interval(*x)}' for f, x in sorted(d.items(), reverse=True))
 
