@@ -163,7 +163,7 @@ def values(frames: dict, layout, source, presets: dict, preset: str, analysed=No
            status: dict | None = None, command=None) -> dict:
     """Everything the report prints, formatted, and the claims' outcomes, from the records (`frames`: complete suites),
     `layout`'s files, the dataset (`source`) and its card (`card`, a plain dict, or None), the record of the model the
-    analysis studied (`analysed`), each suite's progress (`status`: name -> done and wanted runs) and `command(suite)`,
+    analysis studied (`analysed`), each suite's progress (`status`: name -> `studies.report._progress`) and `command(suite)`,
     the command line that runs a suite for this study"""
     v, raw = {}, {}
     v['data'] = data_values(source, card, raw)
@@ -172,7 +172,7 @@ def values(frames: dict, layout, source, presets: dict, preset: str, analysed=No
                        seeds=num(len(p['seeds'])), augment_arms=list(p['augment_arms']),
                        augment_words=[f"{a} ({describe_augmentation(a)['description']})" for a in p['augment_arms'] if a != 'none'],
                        restore=MONITOR_NAMES[p.get('monitor', 'valid_loss')], whole=p['patience'] >= p['epochs'])
-    v['sections'] = []
+    v['sections'], v['progress'] = [], status or {}
     for s in SUITES.values():
         if not s.values: continue
         before = set(v)

@@ -14,7 +14,7 @@ from . import tables
 from .metrics import METRICS
 
 __all__ = ['Layout', 'REPORTED_PRESET', 'Study', 'Suite', 'SUITES', 'register', 'run_suite', 'sequential', 'pending_configs',
-           'suite_records', 'complete_records', 'write_outputs', 'run']
+           'suite_records', 'complete_records', 'shown_records', 'write_outputs', 'run']
 
 REPORTED_PRESET = 'study'  # the preset whose tables, figures and report are the committed study (at the top level)
 
@@ -73,6 +73,7 @@ class Suite:
     values: Callable | None = None    # (v, raw, frames, layout, preset) -> None: what its report section prints, and its claims' inputs
     order: float = 0                  # its place in the study: a suite runs (and its section stands) after those it reads
     title: str = ''                   # its section's heading in the report (report/sections/<name>.typ places it)
+    earlier: Callable | None = None   # Study -> records of an earlier, complete definition its section shows while it is incomplete
 
 SUITES: dict = {}  # name -> Suite, sorted by `order`: the study's order, which `--suite all` runs and the report reads
 
@@ -149,12 +150,22 @@ def complete_records(suite: str, study: Study, recs=None) -> list:
     if len(recs) < want: print(f"{suite}: {len(recs)} of {want} runs finished; left out until the suite completes", flush=True)
     return recs if len(recs) >= want else []
 
+def shown_records(suite: str, study: Study, recs=None) -> tuple:
+    """(records, earlier): the suite's records once all its runs have finished (`complete_records`), else the complete
+    records of its earlier definition where it keeps one (`Suite.earlier`, shown until it completes), else none"""
+    done = complete_records(suite, study, recs)
+    if done or not SUITES[suite].earlier: return done, False
+    old = SUITES[suite].earlier(study)
+    return old, bool(old)
+
 def write_outputs(suite: Suite, study: Study):
-    "The suite's tables and figures from its records, and the hyperparameter table of every experiment"
+    """The suite's tables and figures from its records (those its report section shows, when it keeps an earlier
+    definition), and the hyperparameter table of every experiment"""
     lay = study.layout
-    recs = suite_records(suite, study)
+    def tabled(s): recs = suite_records(s, study); return (s.earlier and shown_records(s.name, study, recs)[0]) or recs
+    recs = tabled(suite)
     if recs and suite.outputs: suite.outputs(study, records_frame(recs))
-    every = [r for s in SUITES.values() if s.configs for r in suite_records(s, study)]
+    every = [r for s in SUITES.values() if s.configs for r in tabled(s)]
     if every: tables.write_table(tables.hyperparameter_table(records_frame(every)), lay.tables/'hyperparameters')
 
 def run(name: str, study: Study):

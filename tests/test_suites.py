@@ -107,12 +107,37 @@ def test_data_efficiency_configs_cover_every_arm_fraction_and_seed():
     cells = {(c.pretrained, c.strategy, c.fraction, c.seed) for c in cfgs}
     assert len(cfgs) == len(cells) == 3*5*3 and len({c.key() for c in cfgs}) == 45  # fine-tuned, frozen probe, scratch
     assert {c.augment for c in cfgs if c.strategy == 'feature-extraction'} == {'none'}  # the cached-feature probe
+    from ftl.studies.data_efficiency import DATA_EFFICIENCY
+    from ftl.studies.levers import census, fitting_augmentation
+    fit = fitting_augmentation(census(Study(dataset='synthetic')))
     scratch = [c for c in cfgs if not c.pretrained]
-    assert all(c.strategy == 'full-finetune' and c.lr > cfgs[0].lr and c.patience == c.epochs for c in scratch)
+    assert all(c.strategy == 'full-finetune' and c.lr > cfgs[0].lr and c.monitor == 'valid_loss' for c in scratch)
+    assert {(c.augment, c.patience) for c in scratch} == {(fit, DATA_EFFICIENCY['scratch_patience'])}  # the augmentation its images fit
     full = {(c.pretrained, c.strategy): c.epochs for c in cfgs if c.fraction == 1.0}
-    for c in cfgs:  # every run gets at least a quarter of the full-data optimizer steps and trains its whole budget
+    assert full[False, 'full-finetune'] == DATA_EFFICIENCY['scratch_epochs_factor']*full[True, 'fine-tune']  # room to plateau
+    for c in cfgs:  # every run gets at least a quarter of the full-data optimizer steps; pretrained arms train their whole budget
         f = full[c.pretrained, c.strategy]
-        assert c.epochs*c.fraction >= 0.25*f - 0.5 and c.epochs >= f and c.patience == c.epochs
+        assert c.epochs*c.fraction >= 0.25*f - 0.5 and c.epochs >= f and (c.patience == c.epochs or not c.pretrained)
+
+def test_data_efficiency_runs_on_the_best_backbone_by_validation_and_shows_its_earlier_grid_meanwhile(tmp_path, tiny):
+    _, _, rec = tiny
+    st = Study(dataset='synthetic', results=str(tmp_path))
+    def save(suite, c, f1=0.5): save_record(replace(rec, key=c.key(), config=c.__dict__, history=[{**e, 'macro_f1': f1} for e in rec.history]),
+                                            record_path(tmp_path, suite, c.key()))
+    for c in SUITES['architectures'].configs(st): save('architectures', c, 0.9 if c.arch == 'vit_small_dinov2' else 0.5)
+    want = SUITES['data-efficiency'].configs(st)
+    assert {c.arch for c in want} == {'vit_small_dinov2'}  # the best cell's backbone, whatever its cost
+    old = SUITES['data-efficiency'].configs(replace(st, arch='mobilenetv2'))
+    for c in old[:-1]: save('data-efficiency', c)
+    assert suites.shown_records('data-efficiency', st) == ([], False)  # an incomplete earlier grid is never shown
+    save('data-efficiency', old[-1])
+    shown, earlier = suites.shown_records('data-efficiency', st)
+    assert earlier and {r.key for r in shown} == {c.key() for c in old}
+    other = Study(dataset='synthetic', results=str(tmp_path), fixed=dict(size=48))  # another preset's or size's grid is not this study's
+    assert suites.shown_records('data-efficiency', other) == ([], False)
+    for c in want: save('data-efficiency', c)
+    shown, earlier = suites.shown_records('data-efficiency', st)
+    assert not earlier and {r.key for r in shown} == {c.key() for c in want}  # once complete, the chosen grid alone
 
 def test_architectures_and_strategies_suites():
     assert {c.arch for c in SUITES['architectures'].configs(Study())} == {'efficientnet_lite0', 'mobilenetv2', 'vit_small_dinov2'}
@@ -135,7 +160,8 @@ def test_the_study_preset_uses_one_protocol_and_three_seeds_per_cell_in_every_su
     save_record(replace(rec, key=best.key(), config=best.__dict__), record_path(tmp_path, 'strategies', best.key()))
     for name in ('architectures', 'domain-gap', 'strategies', 'imbalance', 'data-efficiency', 'headline'):
         cfgs = SUITES[name].configs(st)
-        assert all(c.patience == c.epochs and c.monitor == PRESETS['study']['monitor'] for c in cfgs), name  # whole schedule, one rule
+        whole = [c for c in cfgs if c.pretrained]  # from scratch, data efficiency trains until validation loss plateaus
+        assert whole and all(c.patience == c.epochs and c.monitor == PRESETS['study']['monitor'] for c in whole), name  # whole schedule, one rule
         cells = {}
         for c in cfgs: cells.setdefault(replace(c, seed=0).key(), set()).add(c.seed)
         want = set(PRESETS['study']['seeds'])  # the headline too: every seed of the preset, scored alone and as an ensemble

@@ -6,9 +6,9 @@ import numpy as np, pandas as pd
 from ..models import get_arch
 from ..evaluate import majority_baseline
 from ..runner import Study, register
+from ..records import read_records
 from ..choices import best_valid_arch
-from .levers import fitting_augmentation, orientation_census
-from ..data import load_source
+from .levers import fitting_augmentation, census
 from ..prose import num, pct, pm, table, title, claim, interval, sign_test, p_words, ALPHA
 from .. import tables, figures
 
@@ -81,7 +81,21 @@ def _data_efficiency_outputs(study, df):
     figures.efficiency_plot(tab, path=lay.figures/'data_efficiency', baseline=cross['majority_baseline'],
                             title=f"{get_arch(df.arch.iloc[0]).title} on {df.dataset.iloc[0]}: fine-tuned, frozen probe and from scratch")
 
-@register('data-efficiency', outputs=_data_efficiency_outputs, values=values, title='How much labelled data', order=60)
+ARM_FIELDS = ('arch', 'pretrained', 'strategy', 'augment', 'lr', 'epochs', 'patience', 'monitor', 'fraction', 'seed')  # what a grid sets
+
+def earlier_grid(study: Study) -> list:
+    """The records of a complete grid on another architecture in the suite's folder, this study's own (its config rebuilt
+    from the preset gives its key), from an earlier choice of backbone: shown while the chosen backbone's grid runs"""
+    want = {c.key() for c in data_efficiency(study)}
+    mine = lambda r: study.config(**{k: r.config[k] for k in ARM_FIELDS}).key() == r.key
+    grids = {}
+    for r in read_records(study.layout.results/'data-efficiency'):
+        if r.key not in want and mine(r): grids.setdefault(r.config['arch'], []).append(r)
+    full = [rs for a, rs in sorted(grids.items()) if len({r.key for r in rs}) == len(want)]
+    return full[0] if full else []
+
+@register('data-efficiency', outputs=_data_efficiency_outputs, values=values, title='How much labelled data', order=60,
+          earlier=earlier_grid)
 def data_efficiency(study: Study) -> list:
     """How much labelled data, on the best backbone by validation: pretrained (fine-tune), a frozen-feature probe and from
     scratch at nested stratified fractions, 3 seeds. Small fractions get more epochs so that every run has at least a quarter
@@ -89,7 +103,7 @@ def data_efficiency(study: Study) -> list:
     rule; scratch, with augmentation that fits the images, trains until its validation loss plateaus (see DATA_EFFICIENCY)"""
     arch = study.arch or best_valid_arch(study)
     base = study.config(arch=arch)
-    fit = fitting_augmentation(orientation_census(load_source(study.dataset, study.settings['size']).images))
+    fit = fitting_augmentation(census(study))
     def arms(f):
         pt, sc = (int(round(base.epochs*k*budget_factor(f))) for k in (1, DATA_EFFICIENCY['scratch_epochs_factor']))
         return [dict(pretrained=True, strategy='fine-tune', epochs=pt, patience=pt),

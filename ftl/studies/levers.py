@@ -41,11 +41,13 @@ def _census_of(dataset: str, size: int, ident: str) -> dict:
     "The census of a dataset at `size`, once per process and content (`ident`: `data.dataset_id`, so an edited folder is counted anew)"
     return orientation_census(load_source(dataset, size).images)
 
-def _census(study: Study) -> dict: return _census_of(study.dataset, study.settings['size'], dataset_id(study.dataset))
+def census(study: Study) -> dict:
+    "The orientation census of the study's dataset at its preset's size"
+    return _census_of(study.dataset, study.settings['size'], dataset_id(study.dataset))
 
 # name -> the Config fields it changes, from the best cell's config and the dataset (None: it does not apply to this dataset)
 LEVERS = {
-    'augmentation that fits, twice the epochs': lambda c, study: dict(augment=fitting_augmentation(_census(study)), epochs=2*c.epochs),
+    'augmentation that fits, twice the epochs': lambda c, study: dict(augment=fitting_augmentation(census(study)), epochs=2*c.epochs),
     'ordinal soft labels': lambda c, study: dict(loss='ordinal') if card_of(study.dataset).ordered else None,
 }
 SETTINGS = {'study': ('ordinal soft labels', 'augmentation that fits, twice the epochs'),  # the levers a preset tries, cheapest first
@@ -62,8 +64,8 @@ def lever_cells(study: Study) -> dict:
 
 def _levers_outputs(study, df):
     "What the report needs besides the records: each lever's changes and the orientation census the augmentation was chosen by"
-    census = _census(study)
-    info = dict(census=census, arm=fitting_augmentation(census), base=base_record(study).key, levers=lever_cells(study))
+    counts = census(study)
+    info = dict(census=counts, arm=fitting_augmentation(counts), base=base_record(study).key, levers=lever_cells(study))
     (study.layout.tables/'levers.json').write_text(json.dumps(info, indent=1) + '\n')
 
 def _changes(c: dict) -> str:

@@ -6,9 +6,10 @@ from ..config import PRESETS
 from ..errors import UserError
 from ..data import load_source
 from ..records import records_frame
-from ..runner import Study, SUITES, register, suite_records, complete_records
+from ..runner import Study, SUITES, register, suite_records, shown_records
 from ..report import values, build_report
 from ..datasets import load_card
+from ..models import get_arch
 from .. import figures
 
 def command(study: Study):
@@ -17,17 +18,21 @@ def command(study: Study):
                     if f.name in ('dataset', 'preset', 'results') and getattr(study, f.name) != f.default)
     return lambda suite: f'python experiments.py --suite {suite}{flags}'
 
-def _wanted(name, study) -> int:
-    "How many runs suite `name` has for `study` (0 while its configs wait on an earlier suite)"
-    try: return len({c.key() for c in SUITES[name].configs(study)})
-    except UserError: return 0
+def _progress(name, study, recs: list, earlier: bool) -> dict:
+    """How far suite `name` has run for `study`: runs done and wanted (0 while its configs wait on an earlier suite), its
+    configs' architectures, and whether its section shows an earlier definition's records (`Suite.earlier`) meanwhile"""
+    try: configs = SUITES[name].configs(study)
+    except UserError: configs = []
+    return dict(done=len(recs), want=len({c.key() for c in configs}), archs=sorted({get_arch(c.arch).title for c in configs}),
+                earlier=earlier)
 
 @register('report', kind='study', order=100)
 def report(study: Study):
     "The PDF report (at most 10 pages) from the committed records, tables and figures; each comparative sentence picked by its claim's outcome"
     recs = {n: suite_records(n, study) for n, s in SUITES.items() if s.configs}
-    frames = {n: records_frame(complete_records(n, study, rs)) for n, rs in recs.items() if n != 'smoke'}
-    status = {n: dict(done=len(rs), want=_wanted(n, study)) for n, rs in recs.items()}
+    shown = {n: shown_records(n, study, rs) for n, rs in recs.items() if n != 'smoke'}
+    frames = {n: records_frame(rs) for n, (rs, _) in shown.items()}
+    status = {n: _progress(n, study, rs, shown.get(n, ([], False))[1]) for n, rs in recs.items()}
     summary = study.layout.tables/'analysis'/'summary.json'  # the analysis is of one finished run, shown once that run is this study's
     mine = {r.key: r for rs in recs.values() for r in rs}
     analysed = mine.get(json.loads(summary.read_text())['model']) if summary.exists() else None
