@@ -219,3 +219,13 @@ def test_the_repository_link_comes_from_the_project_never_from_the_clones_git_re
     assert report.repo_url() == 'https://git.example/ftl'
     monkeypatch.setenv('FTL_REPO_URL', 'https://mirror.example/ftl')
     assert report.repo_url() == 'https://mirror.example/ftl'
+
+def test_the_main_job_on_a_clean_clone_rewrites_its_committed_outputs_byte_for_byte(tmp_path, monkeypatch):
+    "The quick start's first command on a clone whose records are all committed: no training, and `git status` stays clean"
+    from ftl.runner import run_suite
+    root = tmp_path/'clone'; study_copy(root); shutil.rmtree(root/'results'/'figures'); shutil.copytree(ROOT/'figures', root/'figures')
+    monkeypatch.chdir(root)
+    monkeypatch.setattr('ftl.runner.run_config', lambda *a, **k: pytest.fail('the main job trained on a clone with every record'))
+    run_suite(SUITES['strategies'], Study())  # what `python experiments.py --suite strategies` runs
+    written = ('results/quick/hyperparameters.csv', 'results/quick/strategies_table.csv', 'figures/quick/curves_strategies.png')
+    assert [f for f in written if (root/f).read_bytes() != (ROOT/f).read_bytes()] == []
