@@ -163,15 +163,17 @@ def class_examples(source, path, per_class=1, width=WIDTH) -> Path:
     from PIL import Image
     files, types = source.info.get('files'), source.info.get('cell_type')
     kinds = sorted(set(types)) if types is not None else [None]
-    side = width/len(source.classes)
-    fig, axes = plt.subplots(len(kinds), len(source.classes), figsize=(width, (side + 0.2)*len(kinds)), squeeze=False)
+    panels = [(c, name, kind) for c, name in enumerate(source.classes) for kind in kinds]  # a class's types side by side
+    cols = len(panels) if len(panels) <= 8 else len(source.classes)  # one row while the panels stay legible
+    rows = -(-len(panels)//cols)
+    side = width/cols
+    fig, axes = plt.subplots(rows, cols, figsize=(width, (side + 0.35)*rows), squeeze=False)
     train = source.idx('train')
-    for r, kind in enumerate(kinds):
-        for c, name in enumerate(source.classes):
-            ax = axes[r, c]; ax.axis('off')
-            pick = [i for i in train if source.labels[i] == c and (kind is None or types[i] == kind)]
-            if not pick: continue
-            img = np.asarray(Image.open(files[pick[0]])) if files is not None else source.images[pick[0]]
-            ax.imshow(img, cmap='gray'); ax.set_title(f"{name}" + (f" ({kind})" if kind else ''), pad=2)
+    for ax in axes.flat: ax.axis('off')
+    for ax, (c, name, kind) in zip(axes.flat if cols == len(panels) else axes.T.flat, panels):
+        pick = [i for i in train if source.labels[i] == c and (kind is None or types[i] == kind)]
+        if not pick: continue
+        img = np.asarray(Image.open(files[pick[0]])) if files is not None else source.images[pick[0]]
+        ax.imshow(img, cmap='gray'); ax.set_title(name + (f"\n{kind}" if kind else ''), pad=2)
     fig.tight_layout(pad=0.3)
     return save(fig, path)

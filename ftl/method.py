@@ -3,7 +3,7 @@ machine, seeds per suite, the hyperparameters of every experiment, what bfloat16
 from __future__ import annotations
 import json
 import pandas as pd
-from .records import read_records, records_frame, cell_key
+from .records import read_records, records_frame, cell_key, CONFIG_ADDED
 from .prose import num, pct, table, title, lift_constant, claim, interval
 from . import tables
 
@@ -43,15 +43,19 @@ def hyper(v, raw, frames, lay, p):
     "The hyperparameters of every experiment, with the epoch each restored and whether it stopped early"
     every = _every(frames)
     if not len(every): return
-    h = tables.hyperparameter_table(every)
+    h = tables.merge_fractions(tables.hyperparameter_table(every))
     main = h.dataset.mode()[0]  # the study's dataset; a row on another (a derived task) says which
+    listed = lambda xs, f: '/'.join(map(f, xs[:1] if len(set(xs)) == 1 else xs))  # a merged row's fractions or epochs
     hyper = table(h, {'architecture': lambda x: title(x.arch), 'strategy': lambda x: x.strategy + ('' if x.init == 'pretrained' else f', {x.init}'),
-                      'data': lambda x: pct(x.fraction, 0) + ('' if x.dataset == main else f", {x.dataset.removeprefix(main + '-')}"), 'px': lambda x: num(x['size']), 'epochs': lambda x: num(x.epochs),
+                      'data': lambda x: listed(x.fraction, lambda f: f'{100*f:.0f}') + ' %' + ('' if x.dataset == main else f", {x.dataset.removeprefix(main + '-')}"),
+                      'px': lambda x: num(x['size']), 'epochs': lambda x: listed(x.epochs, num),
                       'schedule per stage': lambda x: x.schedule.replace('stage ', 'S'),
                       'early stopping': lambda x: x.early_stopping, 'epoch restored (monitor: epoch of ran)': lambda x: x.restored,
-                      'augmentation, class weights, precision': lambda x: ', '.join([x.augmentation, *(['class-weighted'] if x.class_weights == 'yes' else []), x.precision]),
+                      'augmentation, loss, class weights, precision': lambda x: ', '.join([x.augmentation, *([f'{x.loss} loss'] if x.loss != CONFIG_ADDED['loss'] else []),
+                                                                                   *(['class-weighted'] if x.class_weights == 'yes' else []), x.precision]),
                       'batch': lambda x: num(x.batch_size), 'seeds': lambda x: x.seeds})
     v['hyper'], v['hyper_same'] = lift_constant(hyper)
+    v['hyper_merged'] = bool((h.fraction.map(len) > 1).any())
     norms = {}  # the statistics each backbone was pretrained with (timm's pretrained config), as the records applied them
     for r in every.record: norms.setdefault(json.dumps(r.normalization), set()).add(title(r.config['arch']))
     trio = lambda xs: num(xs[0]) if len(set(xs)) == 1 else ' / '.join(num(x) for x in xs)

@@ -1,13 +1,13 @@
 "Tables built from the one records DataFrame (`records.records_frame`): numeric mean and std columns, formatted only when written"
 from __future__ import annotations
 from pathlib import Path
-import json
+import json, re
 import numpy as np, pandas as pd
-from .records import cell_key
+from .records import cell_key, CONFIG_ADDED
 from .metrics import PRIMARY, columns
 
 __all__ = ['METRICS', 'seed_summary', 'architecture_table', 'one_se_choice', 'grid_hours', 'grid_candidates', 'domain_gap_table', 'in_order', 'strategy_table', 'EFFICIENCY_ARMS', 'efficiency_arms', 'efficiency_table', 'paired_diff', 'restore_words',
-           'precision_pairs', 'crossing_fraction', 'crossing', 'hyperparameter_table', 'selection_table', 'formatted', 'write_table']
+           'precision_pairs', 'crossing_fraction', 'crossing', 'hyperparameter_table', 'merge_fractions', 'selection_table', 'formatted', 'write_table']
 
 METRICS = (*columns('test'), f'valid_{PRIMARY}')  # what a seed summary averages, from the metric registry
 
@@ -173,13 +173,26 @@ def hyperparameter_table(df: pd.DataFrame) -> pd.DataFrame:
                          epochs=h['epochs_max'], monitor=h['model_selection']['monitor'], stopper=json.dumps(h['early_stopping']),
                          patience=(h['early_stopping'] or {}).get('patience', c['patience']),
                          augmentation=h['augmentation']['name'] + (' + mixup' if h['mixup'] else ''),
-                         class_weights='yes' if h['class_weights'] else 'no', precision=h['precision'], seed=c['seed'],
+                         class_weights='yes' if h['class_weights'] else 'no', loss={**CONFIG_ADDED, **c}['loss'], precision=h['precision'], seed=c['seed'],
                          best=r.best_epoch, ran=h.get('epochs_run', len(r.history))))
     t = pd.DataFrame(rows)
     keys = [k for k in t.columns if k not in ('seed', 'best', 'ran')]
     out = [{**dict(zip(keys, k)), **_kept(runs.sort_values('seed').assign(stopper=lambda d: d.stopper.map(json.loads)))}
            for k, runs in t.groupby(keys, sort=False, dropna=False)]
     return pd.DataFrame(out).drop(columns=['monitor', 'patience', 'stopper'])
+
+def merge_fractions(h: pd.DataFrame) -> pd.DataFrame:
+    """`hyperparameter_table`'s rows that differ only in the training fraction and their epoch counts as one row: `fraction`
+    and `epochs` become lists (largest fraction first); its schedule, early stopping and restored epoch are the first row's (the
+    others differ from them only in epoch counts and in the epochs their runs restored)"""
+    texts = ('schedule', 'early_stopping', 'restored')
+    shape = dict(schedule=lambda t: re.sub(r'\d+(?= ep)', '#', t),  # each stage's epochs
+                 early_stopping=lambda t: re.sub(r'(?<=patience )\d+(?= ≥)|\d+(?= ep)|\d+(?= of \d+ stopped)', '#', t),
+                 restored=lambda t: t.split(':')[0])  # the monitor; the epochs after it are outcomes
+    key = h.drop(columns=['fraction', 'epochs', *texts]).astype(str).agg('|'.join, axis=1)
+    for t in texts: key = key + '|' + h[t].astype(str).map(shape[t])
+    groups = {k: g.sort_values('fraction', ascending=False, kind='stable') for k, g in h.groupby(key, sort=False)}  # in the table's order
+    return pd.DataFrame([{**g.iloc[0].to_dict(), 'fraction': list(g.fraction), 'epochs': list(g.epochs)} for g in groups.values()])
 
 def formatted(df: pd.DataFrame, digits=3) -> pd.DataFrame:
     "`df` for reading: each `<m>_mean`/`<m>_std` pair as one 'mean ± std' column, floats rounded, integers as integers"

@@ -50,3 +50,17 @@ def test_ordinal_loss_refused_for_classes_no_card_orders():
         build_learner(Config(dataset='synthetic', size=32, arch='mobilenetv2', loss='ordinal'))
     with pytest.raises(ConfigError, match="Config.loss"):
         Config(loss='focal').validate()
+
+def test_the_headline_adopts_a_lever_only_beyond_one_standard_error_of_its_paired_gain():
+    from types import SimpleNamespace as R
+    from ftl.studies.levers import lever_gains, adopted
+    run = lambda seed, f1, **ch: R(config={'seed': seed, 'loss': 'cross-entropy', **ch}, best=dict(macro_f1=f1))
+    base = [run(s, f) for s, f in enumerate((0.63, 0.58, 0.64))]
+    noisy = [run(s, f, loss='ordinal') for s, f in enumerate((0.63, 0.66, 0.58))]     # ahead in mean, inside one standard error
+    steady = [run(s, f + 0.02, epochs=24) for s, f in enumerate((0.63, 0.58, 0.64))]  # +0.02 on every seed
+    gains = lever_gains(base, noisy + steady)
+    (g_noisy, se_noisy), (g_steady, se_steady) = gains.values()
+    assert g_noisy > 0 and g_noisy < se_noisy and g_steady == pytest.approx(0.02) and se_steady < 1e-9
+    assert adopted({k: g for k, g in gains.items() if g == (g_noisy, se_noisy)}) is None  # the best mean alone would take it
+    assert adopted(gains) == [k for k in gains if gains[k] == (g_steady, se_steady)][0]
+    assert adopted({}) is None

@@ -96,3 +96,14 @@ def test_precision_pairs_match_runs_that_differ_only_in_the_precision_that_ran()
     p = tables.precision_pairs(pd.DataFrame(rows))
     assert list(p.index.get_level_values('seed')) == [0, 1] and set(p.index.get_level_values('size')) == {126}
     assert p[('train_seconds', 'fp32')].tolist() == [100, 110] and p[('valid_macro_f1', 'bf16')].tolist() == [.62, .60]
+
+def test_the_appendix_merges_configs_that_differ_only_in_their_share_of_data_never_in_a_setting():
+    from ftl.tables import merge_fractions
+    row = lambda f, ep, lr='2e-3', loss='cross-entropy': dict(arch='m', strategy='fine-tune', fraction=f, epochs=ep, loss=loss,
+                                                               schedule=f'stage 1: {ep} ep, lr {lr}, warm-up 25%', early_stopping=f'off; patience {ep} ≥ {ep} ep.',
+                                                               restored=f'last epoch: {ep} of {ep}', seeds='0,1,2')
+    h = pd.DataFrame([row(1.0, 12), row(0.5, 12), row(0.05, 60), row(1.0, 12, lr='1e-2'), row(0.5, 12, loss='ordinal')])
+    m = merge_fractions(h)
+    assert len(m) == 3 and m.iloc[0].fraction == [1.0, 0.5, 0.05] and m.iloc[0].epochs == [12, 12, 60]
+    assert m.iloc[0].schedule == 'stage 1: 12 ep, lr 2e-3, warm-up 25%'  # the largest share's texts
+    assert [r.fraction for r in m.itertuples()][1:] == [[1.0], [0.5]]    # another lr, another loss: rows of their own

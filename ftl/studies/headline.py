@@ -8,8 +8,8 @@ from ..models import get_arch
 from ..config import Config
 from ..records import cell_key
 from ..errors import UserError
-from ..runner import Study, register, suite_records, complete_records
-from ..choices import best_record
+from ..runner import Study, register, suite_records
+from .levers import headline_record
 from ..prose import num, pm, title, claim
 from .. import tables
 
@@ -120,12 +120,11 @@ def _headline_outputs(study, df):
 
 @register('headline', export=True, outputs=_headline_outputs, values=values, title='The headline models', order=70)
 def headline(study: Study) -> list:
-    """The headline model: the best cell on validation among architectures, strategies, imbalance and levers (a backbone
-    too costly for the grids can still win), trained at full resolution once per seed of the preset; tested alone, with TTA and as an
+    """The headline model: the best cell on validation among architectures, strategies and imbalance (a backbone too
+    costly for the grids can still win), with a lever only where it beats that cell by more than one standard error, trained at full resolution once per seed of the preset; tested alone, with TTA and as an
     ensemble; the derived tasks of the dataset's card scored from its probabilities"""
     if not suite_records('strategies', study): raise UserError(f"No strategies records for preset {study.preset!r}: run --suite strategies first")
-    levers = ('levers',) if complete_records('levers', study) else ()  # a lever counts once all its seeds have run
-    best = best_record(study, suites=('architectures', 'strategies', 'imbalance', *levers))
+    best = headline_record(study)
     m, size = get_arch(best.config['arch']).size_multiple, settings(study.preset)['size']
     return [replace(Config(**best.config), size=int(round(size/m))*m, tta=settings(study.preset)['tta'], seed=s).validate() for s in study.seeds]
 

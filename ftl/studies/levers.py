@@ -1,5 +1,6 @@
 """Levers toward the study's goals: changes to the best cell, each trained at the study's size on every seed and measured on
-validation against the best cell itself; the headline then takes the best cell of all (levers included) by validation"""
+validation against the best cell itself; the headline adopts a lever only when its paired gain on validation exceeds one
+standard error (`headline_record`)"""
 from __future__ import annotations
 import json
 from dataclasses import replace
@@ -10,9 +11,11 @@ from ..config import Config
 from ..data import load_source, dataset_id
 from ..datasets import card_of
 from ..strategies import describe_augmentation
-from ..runner import Study, register
+from ..runner import Study, register, suite_records, complete_records
+from ..records import cell_key, CONFIG_ADDED
 from ..choices import best_record, best_cell
 from ..prose import num, pm, table, title, claim, interval
+from ..metrics import PRIMARY
 from .. import tables
 
 LINE_RATIO = 4.0   # an image's lines run one way when their profile energy that way is this many times the other's
@@ -53,9 +56,33 @@ LEVERS = {
 SETTINGS = {'study': ('ordinal soft labels', 'augmentation that fits, twice the epochs'),  # the levers a preset tries, cheapest first
             'tiny': ('ordinal soft labels', 'augmentation that fits, twice the epochs')}
 
+GRIDS = ('architectures', 'strategies', 'imbalance')  # the suites whose best cell the levers change
+
 def base_record(study: Study):
     "The best cell's first run among the grids the levers build on (the levers themselves excluded)"
-    return best_record(study, suites=('architectures', 'strategies', 'imbalance'))
+    return best_record(study, suites=GRIDS)
+
+def lever_gains(base: list, levers: list) -> dict:
+    """Lever cell -> (mean, standard error) of its validation macro-F1 minus the best cell's, paired by seed, from the
+    records of the best cell (`base`) and of the levers"""
+    valid = lambda rs: pd.Series({r.config['seed']: r.best[PRIMARY] for r in rs})
+    cells = {}
+    for r in levers: cells.setdefault(cell_key(r), []).append(r)
+    d = {c: (valid(rs) - valid(base)).dropna() for c, rs in cells.items()}
+    return {c: (float(x.mean()), float(x.std(ddof=1)/np.sqrt(len(x))) if len(x) > 1 else np.inf) for c, x in d.items()}
+
+def adopted(gains: dict):
+    "Of {lever: (mean gain, standard error)}, the lever the headline adopts: the largest gain beyond its standard error, else None"
+    beats = {k: g for k, (g, se) in gains.items() if g > se}
+    return max(beats, key=beats.get) if beats else None
+
+def headline_record(study: Study):
+    """The run the headline trains again: the best cell's first run, or, once every lever has run, the lever whose mean
+    validation gain over the best cell, paired by seed, exceeds one standard error of that gain (the largest such gain);
+    a lever inside seed noise is not adopted, as a larger backbone inside one standard error is not chosen"""
+    base, recs = best_cell([r for s in GRIDS for r in suite_records(s, study)]), complete_records('levers', study)
+    won = adopted(lever_gains(base, recs))
+    return min((r for r in (recs if won else base) if not won or cell_key(r) == won), key=lambda r: r.config['seed'])
 
 def lever_cells(study: Study) -> dict:
     "Lever name -> the Config fields it changes in the best cell, for the levers of the preset that apply to the dataset"
@@ -70,6 +97,7 @@ def _levers_outputs(study, df):
 
 def _changes(c: dict) -> str:
     "What a run's augmentation, schedule and loss are, in words"
+    c = {**CONFIG_ADDED, **c}  # a record older than a field ran with its default
     return f"augmentation {c['augment']}, {c['epochs']} epochs, loss {c['loss']}"
 
 def values(v, raw, frames, lay, p):
@@ -80,8 +108,8 @@ def values(v, raw, frames, lay, p):
     pool = pd.concat([frames[s] for s in ('architectures', 'strategies', 'imbalance') if s in frames])
     base = pool[pool.key.isin({r.key for r in best_cell(pool.record)})].drop_duplicates('key')
     if info['base'] not in set(base.key): return  # the levers were built on another cell than the grids now choose: rerun them
-    b, rows, raw['levers'] = base.record.iloc[0].config, [], {}
-    row = lambda name, g, d: dict(lever=name, change=_changes(g.record.iloc[0].config), seeds=num(len(g)), diff=d,
+    b, rows, gains, raw['levers'] = base.record.iloc[0].config, [], {}, {}
+    row = lambda name, g, d: dict(lever=name, runs=_changes(g.record.iloc[0].config), seeds=num(len(g)), gain=d,
                                   valid=pm(g.valid_macro_f1.mean(), g.valid_macro_f1.std()), test=pm(g.test_macro_f1.mean(), g.test_macro_f1.std()))
     rows.append(row('none (the best cell)', base, ''))
     for name, ch in info['levers'].items():
@@ -89,8 +117,12 @@ def values(v, raw, frames, lay, p):
         if not len(g): continue
         raw['levers'][name] = tables.paired_diff(g.set_index('seed').valid_macro_f1, base.set_index('seed').valid_macro_f1)
         rows.append(row(name, g, interval(*raw['levers'][name])))
-    v['levers'] = table(pd.DataFrame(rows), {'lever': lambda r: r.lever, 'what runs': lambda r: r.change, 'seeds': lambda r: r.seeds,
-                                             'valid macro-F1': lambda r: r.valid, 'change on valid [95 % CI]': lambda r: r.diff,
+        (gains[name],) = lever_gains(list(base.record), list(g.record)).values()
+    won, top = adopted(gains), max(gains, key=lambda n: gains[n][0], default=None)  # the headline's rule, and the best mean alone
+    v['lever_rule'] = [dict(lever=n, gain=f'{g:+.3f}', se=f'{se:.3f}', adopted=n == won, best_mean=n == top and g > 0)
+                       for n, (g, se) in gains.items()]
+    v['levers'] = table(pd.DataFrame(rows), {'lever': lambda r: r.lever, 'what runs': lambda r: r.runs, 'seeds': lambda r: r.seeds,
+                                             'valid macro-F1': lambda r: r.valid, 'change on valid [95 % CI]': lambda r: r.gain,
                                              'test macro-F1': lambda r: r.test})
     c = info['census']
     v['levers_base'] = dict(arch=title(b['arch']), strategy=b['strategy'], size=num(b['size']), augment=b['augment'], epochs=num(b['epochs']))
