@@ -94,7 +94,13 @@ def budget(v, raw, frames, lay, p):
     v['budget'] = dict(hours=num(raw['budget_hours'], 1), runs=num(len(seen)),
                        per_suite=[f'{n} {m:.1f} min' if m < 10 else f'{n} {m:.0f} min' for n, m in minutes.items()])
 
-SECTIONS = (backbones, seeds, hyper, precision, budget)  # in the order the report gathers them, after the suites
+def decisions(v, raw, frames, lay, p):
+    """The decisions a person took during the study and recorded in the results folder (`decisions.csv`: when, what, why),
+    printed as written: the report cannot know when a rule was set, only that it was"""
+    f = lay.results/'decisions.csv'
+    if f.exists(): v['decisions'] = pd.read_csv(f, dtype=str).fillna('').to_dict('records')
+
+SECTIONS = (backbones, seeds, hyper, precision, budget, decisions)  # in the order the report gathers them, after the suites
 
 @claim('bf16-within-noise', 'bf16 trained faster, and the paired 95 % intervals of its validation and test macro-F1 difference to the other precision contain zero', 'paired 95 % t-interval')
 def _(r):

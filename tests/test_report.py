@@ -1,4 +1,5 @@
 import json, re, shutil, pytest
+import pandas as pd
 from pathlib import Path
 from ftl import report, prose, tables
 from ftl.errors import UserError
@@ -229,3 +230,10 @@ def test_the_main_job_on_a_clean_clone_rewrites_its_committed_outputs_byte_for_b
     run_suite(SUITES['strategies'], Study())  # what `python experiments.py --suite strategies` runs
     written = ('results/quick/hyperparameters.csv', 'results/quick/strategies_table.csv', 'figures/quick/curves_strategies.png')
     assert [f for f in written if (root/f).read_bytes() != (ROOT/f).read_bytes()] == []
+
+def test_the_decisions_recorded_with_the_results_are_printed_as_written(built):
+    pdf, v = built
+    recorded = pd.read_csv(ROOT/'results'/'decisions.csv', dtype=str).to_dict('records')
+    assert v['decisions'] == recorded and recorded
+    flat = re.sub(r'\s+', '', pdf_text(pdf))
+    assert all(re.sub(r'\s+', '', d['what'])[:60] in flat for d in recorded)
