@@ -4,7 +4,7 @@ import sys, warnings
 warnings.filterwarnings('ignore')
 import numpy as np, pandas as pd, torch
 from channels_last import epoch_img_s
-from ftl.train import Config, build_learner
+from ftl.train import Config, build_learner, cpu_bf16_flags
 from ftl.records import read_records, records_frame
 from ftl.tables import precision_pairs
 
@@ -24,12 +24,6 @@ def accuracy_pairs(results='results/architectures'):
     pairs = precision_pairs(records_frame([r for r in read_records(results) if not r.reused_from]))
     pairs['train_seconds'] = pairs['train_seconds']/60
     return pairs.droplevel('twin').rename(columns={'train_seconds': 'minutes'})
-
-def cpu_bf16_flags() -> str:
-    "The CPU's bfloat16 instructions (AMX tiles, AVX-512 BF16) as /proc/cpuinfo lists them: what decides bf16's speed"
-    try: flags = next(l for l in open('/proc/cpuinfo') if l.startswith('flags')).split()
-    except (OSError, StopIteration): return 'unknown'
-    return ', '.join(f for f in flags if 'bf16' in f or f.startswith('amx')) or 'none'
 
 if __name__ == '__main__':
     print(f"CPU bf16 instructions: {cpu_bf16_flags()}", flush=True)

@@ -75,11 +75,18 @@ def _best_epoch(cfg, history) -> int:
     mon = [e[cfg.monitor] for e in history.epochs]
     return int(np.argmin(mon) if 'loss' in cfg.monitor else np.argmax(mon)) + 1
 
+def cpu_bf16_flags() -> str:
+    "The CPU's bfloat16 instructions (AMX tiles, AVX-512 BF16) as /proc/cpuinfo lists them: what decides bf16's speed on a CPU"
+    try: flags = next(l for l in open('/proc/cpuinfo') if l.startswith('flags')).split()
+    except (OSError, StopIteration): return 'unknown'
+    return ', '.join(f for f in flags if 'bf16' in f or f.startswith('amx')) or 'none'
+
 def _env(device):
-    "Versions and device of this run"
+    "Versions and device of this run, and the CPU's bfloat16 instructions (a bf16 run's speed depends on them)"
     return dict(python=platform.python_version(), torch=torch.__version__, fastai=fastai.__version__, timm=timm.__version__,
                 sklearn=sklearn.__version__, device=str(device), threads=torch.get_num_threads(),
-                cuda=torch.cuda.get_device_name() if torch.cuda.is_available() else None, host=platform.node())
+                cuda=torch.cuda.get_device_name() if torch.cuda.is_available() else None, host=platform.node(),
+                cpu_bf16=cpu_bf16_flags())
 
 def _hyperparams(cfg, learn, history, precision) -> dict:
     "The hyperparameters that actually ran, read off the learner, its optimizer and fastai's schedulers"

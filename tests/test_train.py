@@ -24,7 +24,9 @@ def test_a_run_writes_a_complete_valid_record(tiny):
     assert abs(t['accuracy'] - sum(t['confusion'][i][i] for i in range(3))/r.n_test) < 1e-9
     assert r.n_train == 72 and r.normalization == {'mean': [0.5]*3, 'std': [0.5]*3}
     assert r.hyperparams['precision'] == 'fp32' and r.env['torch'] and r.train_seconds > 0
-
+    assert r.hyperparams['precision'] == 'fp32' and r.env['torch'] and r.train_seconds > 0
+    from ftl.train import cpu_bf16_flags
+    assert r.env['cpu_bf16'] == cpu_bf16_flags() != ''  # what decides a bf16 run's speed on this CPU
 def test_a_broken_record_does_not_validate(tiny):
     d = tiny[2].to_dict()
     with pytest.raises(ValueError, match='best_epoch'): Record.from_dict({**d, 'best_epoch': 0})
