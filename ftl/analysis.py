@@ -15,7 +15,7 @@ __all__ = ['interpret', 'cam_target', 'class_activation_maps', 'out_of_sample_pr
            'image_quality', 'error_evidence', 'categorize', 'failure_table', 'GALLERY', 'select_errors', 'per_class_table', 'with_commentary', 'analyse', 'CATEGORIES', 'RULES',
            'THRESHOLDS']
 
-CATEGORIES = ['poor image quality', 'possible labelling error', 'ambiguous or visually similar', 'genuine domain difficulty']
+CATEGORIES = ['unusual image quality', 'possible labelling error', 'ambiguous or visually similar', 'genuine domain difficulty']
 THRESHOLDS = dict(quality_z=2.5, folds=5)
 TOL = 1e-8  # the probe's logistic regression converges to this tolerance: its probabilities no longer depend on BLAS threads
 RULES = {  # each category's rule, applied in this order; the first that holds names the error

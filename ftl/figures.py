@@ -1,5 +1,6 @@
 "Figures from records and tables: training curves, data efficiency, confusion matrices, error galleries"
 from __future__ import annotations
+import textwrap
 from pathlib import Path
 import numpy as np
 import matplotlib as mpl, matplotlib.pyplot as plt  # the backend is the caller's: scripts pick Agg, notebooks show inline
@@ -174,6 +175,6 @@ def class_examples(source, path, per_class=1, width=WIDTH) -> Path:
         pick = [i for i in train if source.labels[i] == c and (kind is None or types[i] == kind)]
         if not pick: continue
         img = np.asarray(Image.open(files[pick[0]])) if files is not None else source.images[pick[0]]
-        ax.imshow(img, cmap='gray'); ax.set_title(name + (f"\n{kind}" if kind else ''), pad=2)
+        ax.imshow(img, cmap='gray'); ax.set_title(textwrap.fill(name, 12) + (f"\n{kind}" if kind else ''), pad=2)  # long names break at hyphens
     fig.tight_layout(pad=0.3)
     return save(fig, path)

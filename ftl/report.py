@@ -114,7 +114,7 @@ def _own(frames, v) -> dict:
             k = frozenset(r.record.vocab)
             if k in own: continue
             own[k] = dict(accuracy=r.test_accuracy, macro_f1=r.test_macro_f1, n=r.record.n_test,
-                          model=f"{'headline' if suite == 'headline' else 'best run on validation'}, {title(r.arch)} at {r['size']} px")
+                          model=f"{'headline' if suite == 'headline' else 'best single run on validation of the finished suites'}, {title(r.arch)} at {r['size']} px")
     return own
 
 def published(v, raw, frames):

@@ -16,17 +16,17 @@ def test_blurred_copy_is_flagged_as_poor_quality():
     train = image_quality(rng.integers(0, 255, (30, 32, 32)).astype(np.uint8))
     issues = pd.DataFrame(dict(label_issue=[False, False], label_quality=[0.9, 0.9]))
     ev = error_evidence([[0.2, 0.8], [0.2, 0.8]], [0, 0], q, train, np.zeros(30, int), issues)
-    assert ev.sharpness_z[1] < -2.5 and categorize(ev.iloc[1]) == 'poor image quality' and categorize(ev.iloc[0]) != 'poor image quality'
+    assert ev.sharpness_z[1] < -2.5 and categorize(ev.iloc[1]) == 'unusual image quality' and categorize(ev.iloc[0]) != 'unusual image quality'
 
 def test_categories_follow_the_written_rules_in_order():
     base = dict(sharpness_z=0., contrast_z=0., exposure_z=0., label_issue=False, ordinal_distance=1)
     assert categorize({**base, 'label_issue': True}) == 'possible labelling error'
     assert categorize(base) == 'ambiguous or visually similar'
     assert categorize({**base, 'ordinal_distance': 3}) == 'genuine domain difficulty'
-    assert categorize({**base, 'contrast_z': 4., 'label_issue': True}) == 'poor image quality'
+    assert categorize({**base, 'contrast_z': 4., 'label_issue': True}) == 'unusual image quality'
 
 def test_gallery_shows_every_category_that_occurs_highest_loss_first():
-    cats = ['ambiguous or visually similar']*20 + ['genuine domain difficulty']*3 + ['possible labelling error']*2 + ['poor image quality']
+    cats = ['ambiguous or visually similar']*20 + ['genuine domain difficulty']*3 + ['possible labelling error']*2 + ['unusual image quality']
     errors = pd.DataFrame(dict(category=cats, loss=np.r_[np.linspace(9, 5, 20), [4, 3, 2], [8.5, 1], [0.5]], image_id=range(26)))
     errors = errors.sort_values('loss', ascending=False, kind='stable').reset_index(drop=True)  # as failure_table orders them
     g = select_errors(errors, 12)

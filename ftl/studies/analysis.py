@@ -29,7 +29,8 @@ def values(v, raw, frames, lay, p):
     raw['flags'], raw['classes'] = {k: (int(r['sum']), int(r['count'])) for k, r in flags.iterrows()}, list(pc['class'])
     v['flag_rates'] = {k: pct(a/n, 0) for k, (a, n) in raw['flags'].items()}
     err = with_commentary(pd.read_csv(an/'errors.csv', keep_default_na=False), an/'commentary.csv')  # a person's latest words, without rerunning the analysis
-    pairs = err.groupby(['true', 'pred']).size().sort_values(ascending=False, kind='stable')
+    mc = pd.read_csv(an/'most_confused.csv')  # every test error, as fastai's ClassificationInterpretation counts them
+    top = mc[mc['count'] == mc['count'].max()] if len(mc) else mc
     v['analysis'] = dict(model=f"{title(m.config['arch'])}, {m.config['strategy']}, {m.config['size']} px", probe=s['probe'], issues={k: num(n) for k, n in s['label_issues'].items()},
                          images={k: num(n) for k, n in s['images'].items()}, test_errors=num(s['test_errors']),
                          flagged=num(s['test_errors_flagged']), categories={k: num(n) for k, n in s['categories'].items()},
@@ -37,8 +38,8 @@ def values(v, raw, frames, lay, p):
                          rules=RULES, worst=raw['worst_class'], best=pc.loc[pc.f1.idxmax(), 'class'], rarest=raw['rarest_class'],
                          most_flagged=max(raw['flags'], key=lambda k: raw['flags'][k][0]/raw['flags'][k][1]),
                          shown=num(len(err)), commented=num(int((err.commentary != '').sum())),
-                         top_pairs=dict(pairs=[f'{t} read as {p}' for t, p in pairs[pairs == pairs.iloc[0]].index], n=num(int(pairs.iloc[0])),
-                                        repeats=bool(pairs.iloc[0] > 1)) if len(pairs) else None)  # every pair tied for the most
+                         top_pairs=dict(pairs=[f'{t} read as {q}' for t, q in zip(top.true, top.predicted)],
+                                        n=num(int(top['count'].iloc[0]))) if len(top) else None)  # every pair tied for the most
     c = m.config
     v['analysis'].update(seed=num(c['seed']), augment=c['augment'], epochs=num(len(m.history)), restored=num(m.best_epoch),
                          precision=m.hyperparams['precision'], accuracy=num(m.test['accuracy']), f1=num(m.test['macro_f1']),

@@ -47,6 +47,8 @@ def values(v, raw, frames, lay, p):
                                 hi=f'{pt.test_macro_f1_diff.max():+.3f}', full=f'{pt.test_macro_f1_diff.loc[hi]:+.3f}',
                                 smallest=f'{pt.test_macro_f1_diff.loc[lo]:+.3f}', change=interval(*raw['gain_change']))
     v.setdefault('pretraining', {}).update(smallest_frac=pct(lo, 0), smallest_images=num(pt.n_train.loc[lo]), smallest_class=num(pt.n_min_class.loc[lo]))
+    sc = t[t.init == 'scratch'].set_index('fraction')
+    if len(sc): v['pretraining']['scratch_epochs'] = num(sc.epochs.loc[sc.index.max()])  # what scratch had on all the data
     if len(pt) > 1:  # did the last step of data still help the fine-tuned model?
         f2 = sorted(pt.index)[-2]
         raw['last_step'] = tables.paired_diff(arms['fine-tuned'].xs(hi, level='fraction'), arms['fine-tuned'].xs(f2, level='fraction'))
