@@ -66,7 +66,7 @@ def _strategies_outputs(study, df):
     df = tables.in_order(df.assign(other=df.arch != main), dict(other=[False], arch=sorted(df.arch.unique()), **strategy_order(study.settings['augment_arms']), seed=sorted(df.seed.unique())))
     tables.write_table(tables.strategy_table(df), lay.tables/'strategies_table')
     title = lambda r: f"{r.config['strategy']}\naug {r.config['augment']}" + ('' if r.config['arch'] == main else f", {get_arch(r.config['arch']).title}")
-    figures.training_curves(list(df.record), title, lay.figures/'curves_strategies', f"Strategies on {get_arch(main).title}", ncols=4)
+    figures.training_curves(list(df.record), title, lay.figures/'curves_strategies', f"Strategies on {get_arch(main).title}", ncols=len(STRATEGIES))  # two rows, no empty panel
 
 @register('strategies', export=True, outputs=_strategies_outputs, values=values, title='Which way of fine-tuning', order=30)
 def strategies(study: Study) -> list:
