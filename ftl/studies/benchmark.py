@@ -15,8 +15,8 @@ def values(v, raw, frames, lay, p):
     v['benchmark'] = table(b, {'architecture': lambda x: title(x.arch), 'device': lambda x: x.device_name, 'px': lambda x: num(x.image_size),
                                'precision': lambda x: x.precision, 'params (M)': lambda x: num(x.params/1e6, 2),
                                'MB fp32 / fp16': lambda x: f'{x.size_mb_fp32:.1f} / {x.size_mb_fp16:.1f}',
-                               'ms per image, batch 1 (IQR)': lambda x: f'{x.latency_ms_bs1:.1f} ({x.latency_ms_bs1_iqr:.1f})',
-                               'images/s, batch': lambda x: f'{x.throughput_img_s:.0f}, {x.throughput_bs}', 'threads': lambda x: num(x.threads)})
+                               'latency, ms per image at batch 1 (IQR)': lambda x: f'{x.latency_ms_bs1:.1f} ({x.latency_ms_bs1_iqr:.1f})',
+                               'throughput, images/s': lambda x: f'{x.throughput_img_s:.0f}', 'at batch': lambda x: num(x.throughput_bs), 'threads': lambda x: num(x.threads)})
     v['gpu_measured'] = bool((b.device != 'cpu').any())
 
 @register('benchmark', kind='study', values=values, title='Inference cost', order=80)

@@ -8,6 +8,7 @@ from ..evaluate import majority_baseline
 from ..runner import Study, register
 from ..records import read_records
 from ..choices import best_valid_arch
+from ..metrics import PRIMARY
 from .levers import fitting_augmentation, census
 from ..prose import num, pct, pm, table, title, claim, interval, sign_test, p_words, ALPHA
 from .. import tables, figures
@@ -48,7 +49,9 @@ def values(v, raw, frames, lay, p):
                                 smallest=f'{pt.test_macro_f1_diff.loc[lo]:+.3f}', change=interval(*raw['gain_change']))
     v.setdefault('pretraining', {}).update(smallest_frac=pct(lo, 0), smallest_images=num(pt.n_train.loc[lo]), smallest_class=num(pt.n_min_class.loc[lo]))
     sc = t[t.init == 'scratch'].set_index('fraction')
-    if len(sc): v['pretraining']['scratch_epochs'] = num(sc.epochs.loc[sc.index.max()])  # what scratch had on all the data
+    if len(sc):
+        v['pretraining']['scratch_epochs'] = num(sc.epochs.loc[sc.index.max()])  # what scratch had on all the data
+        v['scratch_end'] = scratch_end(tables.efficiency_arms(e).query("init == 'scratch'").pipe(lambda d: d[d.fraction == d.fraction.max()]).record)
     if len(pt) > 1:  # did the last step of data still help the fine-tuned model?
         f2 = sorted(pt.index)[-2]
         raw['last_step'] = tables.paired_diff(arms['fine-tuned'].xs(hi, level='fraction'), arms['fine-tuned'].xs(f2, level='fraction'))
@@ -63,6 +66,14 @@ def values(v, raw, frames, lay, p):
     v['baseline'] = {k: num(x) for k, x in raw['baseline'].items()}
     n = int(t.seeds.max())
     v['efficiency_arch'], v['efficiency_seeds'], v['efficiency_seed_words'] = title(e.arch.iloc[0]), num(n), 'one seed' if n == 1 else f'{n} seeds'
+
+LATE = 3  # a run whose validation macro-F1 peaks within its last LATE epochs was still improving when its schedule ended
+
+def scratch_end(records) -> dict:
+    "How the scratch runs on all the data ended: how many peaked on validation in their last epochs, and their last training loss"
+    late = sum(max(range(len(r.history)), key=lambda i: r.history[i][PRIMARY]) >= len(r.history) - LATE for r in records)
+    loss = [r.history[-1]['train_loss'] for r in records]
+    return dict(late=num(late), n=num(len(loss)), last=num(LATE), loss_lo=f'{min(loss):.2f}', loss_hi=f'{max(loss):.2f}', still=late > len(loss)/2)
 
 def budget_factor(fraction, min_share=0.25) -> float:
     "Epoch multiplier giving a run on `fraction` of the data at least `min_share` of the full-data optimizer steps"

@@ -111,7 +111,7 @@ def values(v, raw, frames, lay, p):
     b, rows, gains, raw['levers'] = base.record.iloc[0].config, [], {}, {}
     row = lambda name, g, d: dict(lever=name, runs=_changes(g.record.iloc[0].config), seeds=num(len(g)), gain=d,
                                   valid=pm(g.valid_macro_f1.mean(), g.valid_macro_f1.std()), test=pm(g.test_macro_f1.mean(), g.test_macro_f1.std()))
-    rows.append(row('none (the best cell)', base, ''))
+    rows.append(row('none (the best configuration)', base, ''))
     for name, ch in info['levers'].items():
         g = lv[np.logical_and.reduce([lv[k] == x for k, x in ch.items()])]
         if not len(g): continue
