@@ -17,6 +17,7 @@ __all__ = ['interpret', 'cam_target', 'class_activation_maps', 'out_of_sample_pr
 
 CATEGORIES = ['unusual image quality', 'possible labelling error', 'ambiguous or visually similar', 'genuine domain difficulty']
 THRESHOLDS = dict(quality_z=2.5, folds=5)
+NOISE = dict(rtol=0.02, atol=0.02, pixels=0.01)  # bfloat16 inference on another CPU: logits move ~1 %, probabilities near 0.5 ~0.01 (a margin twice that), a few digits in a figure
 TOL = 1e-8  # the probe's logistic regression converges to this tolerance: its probabilities no longer depend on BLAS threads
 RULES = {  # each category's rule, applied in this order; the first that holds names the error
     CATEGORIES[0]: f"sharpness, contrast or exposure more than {THRESHOLDS['quality_z']} standard deviations from the true class's training images",
@@ -198,6 +199,26 @@ def _full_resolution(source, i) -> np.ndarray:
     from PIL import Image
     with Image.open(files[i]) as im: return decode_image(im, max(im.size), source.mode)
 
+def same_table(a, b, rtol=NOISE['rtol'], atol=NOISE['atol']) -> bool:
+    "Whether CSVs `a` and `b` hold the same rows, columns, words and flags, their numbers equal within `rtol` and `atol`"
+    x, y = (pd.read_csv(p, keep_default_na=False) for p in (a, b))
+    if x.shape != y.shape or list(x.columns) != list(y.columns) or list(x.dtypes) != list(y.dtypes): return False
+    nums = x.select_dtypes('number').columns
+    words = x.columns.difference(nums)
+    return x[words].equals(y[words]) and np.allclose(x[nums].to_numpy(float), y[nums].to_numpy(float), rtol=rtol, atol=atol, equal_nan=True)
+
+def same_picture(a, b, share=NOISE['pixels']) -> bool:
+    "Whether PNGs `a` and `b` have one size and at most `share` of their pixels differ (a few digits drawn otherwise)"
+    from PIL import Image
+    x, y = (np.asarray(Image.open(p).convert('RGB')) for p in (a, b))
+    return x.shape == y.shape and (x != y).any(2).mean() <= share
+
+def keep_table(df: pd.DataFrame, path) -> pd.DataFrame:
+    "Write `df` to CSV `path` unless the saved one is `same_table`; return what the file holds (the saved values where kept)"
+    from .files import write_unless_same
+    if write_unless_same(path, lambda p: df.to_csv(p, index=False), same_table): return df
+    return pd.read_csv(path, keep_default_na=False).set_axis(df.index)
+
 def analyse(model_path, record, out_dir, figs_dir, n_errors=GALLERY, probe_arch=None, probe_size=224) -> dict:
     "Reload an exported learner, check it reproduces its record on the test split, and write the error analysis"
     from . import figures
@@ -216,7 +237,7 @@ def analyse(model_path, record, out_dir, figs_dir, n_errors=GALLERY, probe_arch=
     issues = suspect_labels(src, cfg['dataset'], probe_arch or next(a for a in ('vit_small_dinov2', 'efficientnet_lite0') if a != cfg['arch']), probe_size, out)
     every = failure_table(interp, issues)
     errors = select_errors(every, n_errors)  # a person's commentary stays in commentary.csv: the report joins it, so new words need no rerun
-    errors.drop(columns=['test_pos']).to_csv(out/'errors.csv', index=False)
+    errors = keep_table(errors.drop(columns=['test_pos']), out/'errors.csv').assign(test_pos=errors.test_pos)  # bf16 noise on another CPU rewrites nothing
     test_wrong = (interp.preds.argmax(1) != interp.targs).numpy()
     test_issue = issues.label_issue.values[src.idx('test')]
     summary = dict(model=record.key, probe=issues.attrs['probe'],
@@ -230,7 +251,7 @@ def analyse(model_path, record, out_dir, figs_dir, n_errors=GALLERY, probe_arch=
     if len(errors): error_gallery(interp, errors, figs/'error_gallery', title=f'Misclassified test cells by failure category ({title})')
     interp.plot_top_losses(min(9, len(interp.losses)), figsize=(9, 9))
     import matplotlib.pyplot as plt
-    figures.save(plt.gcf(), figs/'top_losses')
+    figures.save(plt.gcf(), figs/'top_losses', same=same_picture)
     return dict(record=record, errors=errors, interp=interp, reloaded_accuracy=acc, summary=summary)
 
 def with_commentary(errors: pd.DataFrame, path) -> pd.DataFrame:
@@ -243,8 +264,8 @@ def suspect_labels(source, dataset, probe_arch, probe_size, out) -> pd.DataFrame
     "cleanlab's label issues for every image, from `probe_arch`'s cross-validated probabilities; written to out/label_issues.csv"
     issues = label_issues(source.labels, out_of_sample_probs(probe_features(dataset, probe_arch, probe_size), source.labels))
     ids = source.info.get('ids', np.arange(len(source.labels)).astype(str))
-    pd.DataFrame(dict(image_id=ids, split=source.split, label=[source.classes[l] for l in source.labels], **issues)).to_csv(
-        Path(out)/'label_issues.csv', index=False)
+    keep_table(pd.DataFrame(dict(image_id=ids, split=source.split, label=[source.classes[l] for l in source.labels], **issues)),
+               Path(out)/'label_issues.csv')
     from .models import get_arch
     issues.attrs['probe'] = f'{get_arch(probe_arch).title} at {probe_size} px, {THRESHOLDS["folds"]}-fold logistic regression'
     return issues
@@ -256,7 +277,7 @@ def error_gallery(interp, errors, path, title=''):
     test_i = src.idx('test')[errors.test_pos]
     x = _batch(interp.learn, src.images[test_i])
     maps = {k: class_activation_maps(interp.learn.model, x, [vocab.index(c) for c in errors[k]]) for k in ('true', 'pred')}
-    return figures.error_gallery(errors, [_full_resolution(src, i) for i in test_i], path, maps, title=title)
+    return figures.error_gallery(errors, [_full_resolution(src, i) for i in test_i], path, maps, title=title, same=same_picture)
 
 def probe_features(dataset, arch, size) -> np.ndarray:
     "Pooled features of every image from the pretrained backbone `arch` (cached): the independent embedding"

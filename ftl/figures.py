@@ -1,6 +1,6 @@
 "Figures from records and tables: training curves, data efficiency, confusion matrices, error galleries"
 from __future__ import annotations
-import textwrap
+import os, tempfile, textwrap
 from pathlib import Path
 import numpy as np
 import matplotlib as mpl, matplotlib.pyplot as plt  # the backend is the caller's: scripts pick Agg, notebooks show inline
@@ -12,12 +12,19 @@ WIDTH = 6.8  # inches: the report's text width (A4, 1.8 cm margins); figures are
 PRINT = {'font.size': 7.5, 'axes.titlesize': 7.5, 'axes.labelsize': 7.5, 'xtick.labelsize': 7, 'ytick.labelsize': 7,
          'legend.fontsize': 7, 'legend.title_fontsize': 7, 'figure.titlesize': 8.5}  # no text below 7 pt at print size
 
-def save(fig, path) -> Path:
-    "Save `fig` as PNG (for the README and notes) and PDF (for the report), then close it"
+def save(fig, path, same=None) -> Path:
+    """Save `fig` as PNG (for the README and notes) and PDF (for the report), then close it; where `same(old_png, new_png)`
+    calls the new drawing a repeat of the saved one, the saved files are kept as they are"""
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path.with_suffix('.png'), dpi=130, bbox_inches='tight')
-    fig.savefig(path.with_suffix('.pdf'), dpi=300, bbox_inches='tight', metadata={'CreationDate': None})  # same figure, same bytes; images kept at 300 dpi of their print size
-    plt.close(fig)
+    try:
+        with tempfile.TemporaryDirectory(dir=path.parent, prefix='.tmp-') as d:
+            new = Path(d)/path.with_suffix('.png').name
+            fig.savefig(new, dpi=130, bbox_inches='tight')
+            fig.savefig(new.with_suffix('.pdf'), dpi=300, bbox_inches='tight', metadata={'CreationDate': None})  # same figure, same bytes; images kept at 300 dpi of their print size
+            old = path.with_suffix('.png')
+            if not (same and old.exists() and path.with_suffix('.pdf').exists() and same(old, new)):
+                for suffix in ('.pdf', '.png'): os.replace(new.with_suffix(suffix), path.with_suffix(suffix))
+    finally: plt.close(fig)
     return path.with_suffix('.png')
 
 def _seed_curve(ax, runs, key, style, **kw):
@@ -104,7 +111,7 @@ def efficiency_plot(table, path='figures/data_efficiency', title='', baseline=No
 def confusion(test: dict, path, title='', width=3.2) -> Path:
     """Confusion matrix of a record's test metrics, `width` inches wide: each cell its count and, below, its share of the
     true class (row-normalised: recall on the diagonal), shaded by that share"""
-    import textwrap
+    import os, tempfile, textwrap
     cm, classes = np.array(test['confusion']), test['classes']
     share = cm/cm.sum(1, keepdims=True).clip(1)
     fig, ax = plt.subplots(figsize=(width, width*0.92))
@@ -120,10 +127,10 @@ def confusion(test: dict, path, title='', width=3.2) -> Path:
     return save(fig, path)
 
 @mpl.rc_context(PRINT)
-def error_gallery(errors, images, path, maps=None, title='', per_row=3, width=WIDTH) -> Path:
+def error_gallery(errors, images, path, maps=None, title='', per_row=3, width=WIDTH, same=None) -> Path:
     """Misclassified images (`images[i]` for row i, any resolution) grouped by category: the cell, then Grad-CAM of the
     true and the predicted class drawn over it (`maps['true'][i]`, `maps['pred'][i]`, at the model's size); above each
-    group its image, category, and true -> predicted class (confidence). `width` inches wide"""
+    group its image, category, and true -> predicted class (confidence). `width` inches wide; `same` as in `save`"""
     order = errors.assign(_i=range(len(errors))).sort_values(['category', 'loss'], ascending=[True, False])
     panels = 1 + 2*(maps is not None)
     rows = int(np.ceil(len(order)/per_row))
@@ -144,7 +151,7 @@ def error_gallery(errors, images, path, maps=None, title='', per_row=3, width=WI
             f"{e['image_id']}\n{e['category']}\n{e['true']} → {e['pred']} ({e['confidence']:.2f})", linespacing=1.1, pad=2)
     if title: fig.suptitle(title)
     fig.subplots_adjust(left=0, right=1, bottom=0, top=1 - (0.42 + head)/fig.get_figheight(), wspace=0.03, hspace=0.42/side)
-    return save(fig, path)
+    return save(fig, path, same)
 
 @mpl.rc_context(PRINT)
 def metric_vs(table, x, metrics, path, title='', xlabel=None, right=None, width=4.2) -> Path:

@@ -4,7 +4,7 @@ import os, shutil, tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ['cache_dir', 'write_atomic', 'atomic_dir', 'umask']
+__all__ = ['cache_dir', 'write_atomic', 'write_unless_same', 'atomic_dir', 'umask']
 
 def cache_dir(*sub) -> Path:
     "ftl's cache folder (`$FTL_CACHE`, default `~/.cache/ftl`), created on demand"
@@ -29,6 +29,15 @@ def write_atomic(path, write) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
     return path
+
+def write_unless_same(path, write, same) -> bool:
+    "Write `path` with `write(tmp_path)` unless it exists and `same(path, tmp_path)` calls the new file a repeat of it; True if written"
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix='.tmp-') as d:
+        new = Path(d)/path.name; write(new)
+        if path.exists() and same(path, new): return False
+        os.chmod(new, 0o666 & ~umask()); os.replace(new, path)
+    return True
 
 @contextmanager
 def atomic_dir(path):

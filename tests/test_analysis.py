@@ -61,6 +61,35 @@ def test_probe_probabilities_barely_move_when_the_features_change_in_their_last_
     nudged = (x*(1 + r.choice([-1, 1], x.shape)*np.float32(2**-23))).astype(np.float32)  # one ulp up or down, every feature
     assert np.abs(out_of_sample_probs(x, y) - out_of_sample_probs(nudged, y)).max() < 1e-4  # sklearn's defaults: 2e-3
 
+def test_a_rerun_with_float_noise_rewrites_no_table_but_a_changed_word_flag_or_number_does(tmp_path):
+    "bf16 inference on another CPU moves probabilities by ~1e-3: the saved table stays byte for byte; a material change replaces it"
+    from ftl.analysis import keep_table, NOISE
+    saved = pd.DataFrame(dict(image_id=['a.png', 'b.png'], label_issue=[True, False], confidence=[0.5484, 0.99948], loss=[13.62, 6.80]))
+    path = tmp_path/'errors.csv'; saved.to_csv(path, index=False); before = path.read_bytes()
+    noisy = saved.assign(confidence=[0.5408, 0.99949], loss=[13.72, 6.81])
+    kept = keep_table(noisy, path)
+    assert path.read_bytes() == before and kept.confidence.tolist() == [0.5484, 0.99948]  # the caller goes on with what the file holds
+    for changed in (saved.assign(image_id=['a.png', 'c.png']), saved.assign(label_issue=[False, False]),
+                    saved.assign(confidence=[0.5484 + 3*NOISE['atol'], 0.99948])):
+        keep_table(changed, path)
+        assert path.read_bytes() != before; saved.to_csv(path, index=False)
+
+def test_a_figure_redrawn_with_a_few_digits_changed_keeps_its_saved_files_and_a_new_picture_replaces_them(tmp_path):
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from ftl.figures import save
+    from ftl.analysis import same_picture
+    def draw(text, img):
+        fig, ax = plt.subplots(figsize=(4, 4)); ax.imshow(img, cmap='gray'); ax.set_title(text); return fig
+    img = rng.random((64, 64))
+    save(draw('cell0318 (0.55)', img), tmp_path/'g', same=same_picture)
+    saved = {s: (tmp_path/f'g{s}').read_bytes() for s in ('.png', '.pdf')}
+    save(draw('cell0318 (0.54)', img), tmp_path/'g', same=same_picture)
+    assert {s: (tmp_path/f'g{s}').read_bytes() for s in ('.png', '.pdf')} == saved
+    save(draw('cell0318 (0.55)', img[::-1]), tmp_path/'g', same=same_picture)
+    assert all((tmp_path/f'g{s}').read_bytes() != saved[s] for s in ('.png', '.pdf'))
+    assert not list(tmp_path.glob('.tmp-*'))
+
 def test_gradcam_highlights_the_quadrant_that_decides_the_class():
     torch.manual_seed(0)
     def batch(n):
