@@ -113,8 +113,8 @@ def test_tta_of_an_unaugmented_model_uses_the_dihedral_arm(cold_warm):
     assert rec.hyperparams['tta']['name'] == 'dihedral' and rec.test_tta['classes'] == rec.test['classes']
 
 def test_bf16_runs_the_network_in_bfloat16_on_cpu_and_says_so():
-    cfg = Config(dataset='synthetic', size=32, arch='mobilenetv2', epochs=2, bs=8, strategy='full-finetune', precision='bf16',
-                 lr=5e-3)  # two epochs of nine steps learn the bars' orientation, with one torch thread or two (one epoch at 1e-2: two only)
+    cfg = Config(dataset='synthetic', size=32, arch='mobilenetv2', epochs=4, bs=8, strategy='full-finetune', precision='bf16',
+                 lr=5e-3)  # four epochs of nine steps learn the bars' orientation with one thread or two, AMX or AVX-512 kernels (two: AMX only)
     learn, r = train(cfg, device=torch.device('cpu'))
     seen = []
     hook = learn.model[-1][-1].register_forward_hook(lambda m, i, o: seen.append(o.dtype))  # the head's last linear layer
