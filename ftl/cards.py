@@ -13,6 +13,7 @@ __all__ = ['Card', 'Task', 'parse_card', 'measured_card', 'CARDS_DIR']
 CARDS_DIR = Path(__file__).parent/'cards'  # the cards ftl ships (package data)
 CITATION = ('key', 'authors', 'title', 'venue', 'year')
 PUBLISHED = ('key', 'task', 'metric', 'value', 'split', 'model')
+GOAL = ('task', 'metric', 'value', 'why')
 
 @dataclass
 class Task:
@@ -39,6 +40,7 @@ class Card:
     split: object = 'official'  # 'official', 'folders', or {'stratified': [train, valid, test], 'seed': int}
     tasks: list = field(default_factory=list)
     published: list = field(default_factory=list)
+    goals: list = field(default_factory=list)  # what the study should reach on test: task, metric, value, why
     ordered: bool = False  # the classes are levels of one quantity, in order (an error between neighbours is a near miss)
     text: str = ''  # the prose after the front matter
     path: str = ''
@@ -112,6 +114,7 @@ def parse_card(path) -> Card:
     _need(isinstance(classes, dict) and all(isinstance(v, str) for v in classes.values()), path, 'classes',
           'a mapping class name -> meaning, in label order')
     citation, published = _records(meta, path, 'citation', CITATION), _records(meta, path, 'published', PUBLISHED)
+    goals = _records(meta, path, 'goals', GOAL)
     keys = {c['key'] for c in citation}
     for i, p in enumerate(published): _need(p['key'] in keys, path, f'published[{i}].key', f'one of the citation keys {sorted(keys)}')
     tasks = meta.get('tasks', []) or []
@@ -121,7 +124,7 @@ def parse_card(path) -> Card:
     _need(len({t.name for t in tasks}) == len(tasks), path, 'tasks', 'a list with distinct names')
     return Card(meta['pretty_name'].strip(), ' '.join(meta['description'].split()), meta.get('license', ''), citation,
                 {str(k): ' '.join(v.split()) for k, v in classes.items()}, ' '.join(str(meta.get('domain', '')).split()),
-                _split(meta.get('split', 'official'), path), tasks, published, bool(meta.get('ordered', False)), text, str(path))
+                _split(meta.get('split', 'official'), path), tasks, published, goals, bool(meta.get('ordered', False)), text, str(path))
 
 def measured_card(source) -> Card:
     "A minimal card of what `source` shows: its classes (meanings unknown), counts per class, image sizes and modes"

@@ -55,7 +55,7 @@ def card_values(source, card: dict | None = None) -> dict:
     name = source.name.split(':', 1)[-1].rstrip('/').split('/')[-1].split('?')[0]
     if card is None or card.get('measured_only'):
         return dict(measured_only=True, pretty_name=name, description='', license=source.info.get('license', ''), citation=[],
-                    classes={c: '' for c in source.classes}, domain='', split='', tasks=[], published=[], ordered=False)
+                    classes={c: '' for c in source.classes}, domain='', split='', tasks=[], published=[], goals=[], ordered=False)
     meanings = dict(card.get('classes') or {})
     if meanings and set(meanings) != set(source.classes):
         raise UserError(f"The dataset card's classes {sorted(meanings)} are not the classes measured in {source.name} "
@@ -70,7 +70,8 @@ def card_values(source, card: dict | None = None) -> dict:
                   reason=t.get('reason', '')) for t in card.get('tasks') or []]
     return dict(measured_only=False, pretty_name=card.get('pretty_name') or name, description=card.get('description', ''),
                 license=card.get('license', ''), citation=cites, classes={c: meanings.get(c, '') for c in source.classes},
-                domain=card.get('domain') or '', split=card.get('split', ''), tasks=tasks, published=published, ordered=bool(card.get('ordered')))
+                domain=card.get('domain') or '', split=card.get('split', ''), tasks=tasks, published=published,
+                goals=[dict(g, value=_value(g['value'])) for g in card.get('goals') or []], ordered=bool(card.get('ordered')))
 
 def data_values(source, card, raw) -> dict:
     "What the report says about the data: measured (classes, counts per class and split, native size and mode) and the card's"
@@ -117,16 +118,35 @@ def _own(frames, v) -> dict:
                           model=f"{'headline' if suite == 'headline' else 'best single run on validation of the finished suites'}, {title(r.arch)} at {r['size']} px")
     return own
 
+def _task_key(task: str, v) -> frozenset | None:
+    "A card entry's task as the study's classes (a frozenset): the dataset's own ('' or its name) or a card task ('defective', or '<dataset>-defective'); None for another"
+    card, own_name, task = v['data']['card'], v['data']['name'].lower(), str(task or '').strip().lower()
+    tasks = {**{t['name'].lower(): frozenset(t['rule']) for t in card['tasks']}, **{f"{own_name}-{t['name'].lower()}": frozenset(t['rule']) for t in card['tasks']}}
+    return tasks.get(task, frozenset(v['data']['classes']) if task in ('', 'classes', 'all classes', own_name) else None)
+
+def goals(v, raw, frames):
+    "The card's goals, each beside the study's own test number on its task (accuracy with its 95 % Wilson interval): met or missed, by how much"
+    own, rows = {**_own(frames, v), **raw.get('headline_tasks', {})}, []
+    for g in v['data']['card'].get('goals') or []:
+        key, metric = _task_key(g['task'], v), METRICS.get(re.sub(r'[^a-z0-9]', '', str(g['metric']).lower()))
+        o = own.get(key) if key is not None and metric else None
+        if o is None: continue  # no run of ours on this task, or a metric not measured here
+        x, row = o[metric], dict(task=str(g.get('task_words') or g['task']), metric=str(g['metric']), goal=num(g['value']), why=str(g['why']), model=o['model'])
+        row.update(ours=num(x), met=bool(x >= g['value']), short=num(g['value'] - x) if x < g['value'] else '', interval='', inside=False)
+        if metric == 'accuracy':
+            lo, hi = wilson(round(x*o['n']), o['n'])
+            row.update(interval=f'[{lo:.3f}, {hi:.3f}]', inside=bool(lo <= g['value'] <= hi))
+        rows.append(row)
+    if rows: v['goals'] = rows
+
 def published(v, raw, frames):
     "The card's published figures, each beside the study's own number on the same task with a 95 % binomial interval at the test size"
     card = v['data']['card']
     if not card['published']: return
-    own_name = v['data']['name'].lower()  # a figure's task: the dataset's own ('' or its name) or a card task ('defective', or '<dataset>-defective')
-    tasks = {**{t['name'].lower(): frozenset(t['rule']) for t in card['tasks']}, **{f"{own_name}-{t['name'].lower()}": frozenset(t['rule']) for t in card['tasks']}}
     own, rows = {**_own(frames, v), **raw.get('headline_tasks', {})}, []  # the headline's numbers per task where it ran
     for e in card['published']:
         task = str(e.get('task', '')).strip()
-        key = tasks.get(task.lower(), frozenset(v['data']['classes']) if task.lower() in ('', 'classes', 'all classes', own_name) else None)
+        key = _task_key(task, v)
         metric = METRICS.get(re.sub(r'[^a-z0-9]', '', str(e.get('metric', '')).lower()))
         o = own.get(key) if key is not None else None
         # a task the card assumes is worded by its task_words
@@ -180,6 +200,7 @@ def values(frames: dict, layout, source, presets: dict, preset: str, analysed=No
         v['sections'].append(_section(s, [k for k in v if k not in before], v, status, command))
     for section in method.SECTIONS: section(v, raw, frames, layout, p)
     published(v, raw, frames)
+    goals(v, raw, frames)
     v['claims'] = check_claims(raw)
     v['holds'], v['evidence'] = ({k: c[f] for k, c in v['claims'].items()} for f in ('holds', 'evidence'))
     v['raw'] = raw

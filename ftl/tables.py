@@ -152,7 +152,7 @@ def _kept(runs: pd.DataFrame) -> dict:
     r0, same = runs.iloc[0], lambda xs: len(set(xs)) == 1
     kept = (f'{r0.best} of {r0.ran}' if same(runs.best) and same(runs.ran) else
             ', '.join(map(str, runs.best)) + ' of ' + (str(r0.ran) if same(runs.ran) else ', '.join(map(str, runs.ran))))
-    if r0.stopper is None: stop = f'off; patience {r0.patience}' + (f' ≥ {r0.epochs} ep.' if r0.patience >= r0.epochs else ', not used: the last epoch is kept')
+    if r0.stopper is None: stop = f'off (patience {r0.patience})'  # the epochs column beside it says whether it could have stopped
     else:
         stopped = int((runs.ran < r0.epochs).sum())
         stop = f"on: {_monitored(r0.stopper['monitor'])[0]}, patience {r0.stopper['patience']}; {stopped} of {len(runs)} stopped early"
@@ -187,7 +187,7 @@ def merge_fractions(h: pd.DataFrame) -> pd.DataFrame:
     others differ from them only in epoch counts and in the epochs their runs restored)"""
     texts = ('schedule', 'early_stopping', 'restored')
     shape = dict(schedule=lambda t: re.sub(r'\d+(?= ep)', '#', t),  # each stage's epochs
-                 early_stopping=lambda t: re.sub(r'(?<=patience )\d+(?= ≥)|\d+(?= ep)|\d+(?= of \d+ stopped)', '#', t),
+                 early_stopping=lambda t: re.sub(r'(?<=off \(patience )\d+|\d+(?= of \d+ stopped)', '#', t),  # off: the patience it would have had (the epochs' or the preset's)
                  restored=lambda t: t.split(':')[0])  # the monitor; the epochs after it are outcomes
     key = h.drop(columns=['fraction', 'epochs', *texts]).astype(str).agg('|'.join, axis=1)
     for t in texts: key = key + '|' + h[t].astype(str).map(shape[t])

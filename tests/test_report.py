@@ -128,11 +128,11 @@ def test_the_hyperparameter_table_states_early_stopping_and_the_epoch_restored_a
     whole = [r for r in read_records(ROOT/'results'/'headline') if r.config['monitor'] == 'last'][:1]  # no early stopping, final epoch kept
     w = tables.hyperparameter_table(records_frame(whole)).iloc[0]
     p = whole[0].config['patience']
-    assert w.restored == f"last epoch: {w.epochs} of {w.epochs}" and w.early_stopping == f"off; patience {p} ≥ {w.epochs} ep."
+    assert w.restored == f"last epoch: {w.epochs} of {w.epochs}" and w.early_stopping == f"off (patience {p})"
     res = read_records(ROOT/'results'/'resolution')  # no early stopping, yet the epoch of lowest validation loss restored
     assert all(r.hyperparams['early_stopping'] is None and r.hyperparams['model_selection']['monitor'] == 'valid_loss' for r in res)
     for _, x in tables.hyperparameter_table(records_frame(res)).iterrows():
-        assert x.early_stopping.startswith('off; patience ') and x.restored.startswith('lowest valid loss: ')
+        assert x.early_stopping.startswith('off (patience ') and x.restored.startswith('lowest valid loss: ')
 
 def test_every_text_of_the_report_prints_at_7pt_or_more_figures_included(built):
     sizes = report.printed_text_sizes(built[0])
@@ -157,6 +157,20 @@ CARD = dict(pretty_name='Tiny shapes', description='Shapes drawn for a test.', l
             citation=[dict(key='doe2020', authors=['J. Doe', 'R. Roe', 'A. Poe'], title='Shapes', venue='Journal of Tests', year=2020)],
             published=[dict(ref='doe2020', task='all classes', metric='accuracy', value=91.5, split='80/20', model='a CNN', quote='91.5%'),
                        dict(ref='doe2020', task='odd vs even', metric='accuracy', value=0.7, split='80/20', model='a CNN', quote='70%')])
+
+def test_the_cards_goals_meet_the_headline_on_their_task_met_or_missed_with_an_interval(synthetic):
+    goals = [dict(task='all classes', metric='accuracy', value=82.5, why='a paper'), dict(task='straight vs diagonal', metric='macro-F1', value=0.7, why='w'),
+             dict(task='odd vs even', metric='accuracy', value=0.9, why='no run of ours')]
+    c = report.card_values(synthetic, dict(CARD, goals=goals))
+    import pandas as pd
+    rec = type('R', (), dict(vocab=synthetic.classes, n_test=200))()
+    frames = dict(headline=pd.DataFrame([dict(record=rec, valid_macro_f1=0.8, test_accuracy=0.8, test_macro_f1=0.79, arch='mobilenetv2', size=32)]))
+    raw = dict(headline_tasks={frozenset(['straight', 'diagonal']): dict(accuracy=0.9, macro_f1=0.75, n=200, model='m')})
+    v = dict(data=dict(card=c, classes=synthetic.classes, name=synthetic.name))
+    report.goals(v, raw, frames)
+    acc, f1 = v['goals']  # the task without a run of ours is left out
+    assert (acc['met'], acc['short'], acc['interval'], acc['inside']) == (False, '0.025', '[0.739, 0.850]', True)
+    assert (f1['met'], f1['ours'], f1['interval']) == (True, '0.750', '')
 
 def test_the_card_supplies_the_datasets_facts_and_its_published_results_meet_ours_with_an_interval(synthetic):
     c = report.card_values(synthetic, CARD)

@@ -100,7 +100,7 @@ def test_precision_pairs_match_runs_that_differ_only_in_the_precision_that_ran()
 def test_the_appendix_merges_configs_that_differ_only_in_their_share_of_data_never_in_a_setting():
     from ftl.tables import merge_fractions
     row = lambda f, ep, lr='2e-3', loss='cross-entropy': dict(arch='m', strategy='fine-tune', fraction=f, epochs=ep, loss=loss,
-                                                               schedule=f'stage 1: {ep} ep, lr {lr}, warm-up 25%', early_stopping=f'off; patience {ep} ≥ {ep} ep.',
+                                                               schedule=f'stage 1: {ep} ep, lr {lr}, warm-up 25%', early_stopping=f'off (patience {ep})',
                                                                restored=f'last epoch: {ep} of {ep}', seeds='0,1,2')
     h = pd.DataFrame([row(1.0, 12), row(0.5, 12), row(0.05, 60), row(1.0, 12, lr='1e-2'), row(0.5, 12, loss='ordinal')])
     m = merge_fractions(h)
