@@ -256,8 +256,11 @@ def template_claims(template=None) -> set:
     return {m for f in [t, *sorted((t.parent/'sections').glob('*.typ'))] if f.exists() for m in re.findall(r'said\("([\w-]+)"', f.read_text())}
 
 def _plain(x):
-    "`x` as JSON typst can read: numpy scalars as numbers, NaN and infinities as null, tuples and keys as lists and strings"
-    if isinstance(x, dict): return {str(k): _plain(y) for k, y in x.items()}
+    """`x` as JSON typst can read: numpy scalars as numbers, NaN and infinities as null, tuples and keys as lists and strings;
+    sets sorted (as keys: their sorted items joined), so the file's bytes never depend on Python's string hashing"""
+    key = lambda k: ', '.join(sorted(map(str, k))) if isinstance(k, (set, frozenset)) else str(k)
+    if isinstance(x, dict): return {key(k): _plain(y) for k, y in x.items()}
+    if isinstance(x, (set, frozenset)): return sorted(_plain(y) for y in x)
     if isinstance(x, (list, tuple)): return [_plain(y) for y in x]
     if hasattr(x, 'item') and not isinstance(x, str): x = x.item()
     if isinstance(x, float) and not np.isfinite(x): return None

@@ -1,4 +1,4 @@
-import json, re, shutil, pytest
+import json, os, re, shutil, pytest
 import pandas as pd
 from pathlib import Path
 from ftl import report, prose, tables
@@ -157,6 +157,14 @@ CARD = dict(pretty_name='Tiny shapes', description='Shapes drawn for a test.', l
             citation=[dict(key='doe2020', authors=['J. Doe', 'R. Roe', 'A. Poe'], title='Shapes', venue='Journal of Tests', year=2020)],
             published=[dict(ref='doe2020', task='all classes', metric='accuracy', value=91.5, split='80/20', model='a CNN', quote='91.5%'),
                        dict(ref='doe2020', task='odd vs even', metric='accuracy', value=0.7, split='80/20', model='a CNN', quote='70%')])
+
+def test_values_written_for_typst_do_not_depend_on_string_hashing():
+    "A set's order changes with PYTHONHASHSEED: values.json must not, or a clean clone's rebuild dirties git status"
+    import subprocess, sys
+    code = "from ftl.report import _plain; import json; print(json.dumps(_plain({frozenset('abcdefgh'): {1, 3, 2}, 'x': frozenset(['q', 'p'])})))"
+    outs = {subprocess.run([sys.executable, '-c', code], env={**os.environ, 'PYTHONHASHSEED': str(h)}, capture_output=True, text=True, check=True).stdout
+            for h in range(6)}
+    assert outs == {'{"a, b, c, d, e, f, g, h": [1, 2, 3], "x": ["p", "q"]}\n'}
 
 def test_the_cards_goals_meet_the_headline_on_their_task_met_or_missed_with_an_interval(synthetic):
     goals = [dict(task='all classes', metric='accuracy', value=82.5, why='a paper'), dict(task='straight vs diagonal', metric='macro-F1', value=0.7, why='w'),
