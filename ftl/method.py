@@ -36,7 +36,7 @@ def seeds(v, raw, frames, lay, p):
     "How many seeds each suite's configurations have, in words (suites with the same number grouped)"
     n = {}
     for name, f in frames.items():
-        if len(f): n.setdefault(int(f.groupby(f.record.map(lambda r: json.dumps({k: x for k, x in r.config.items() if k != 'seed'}, sort_keys=True))).seed.nunique().max()), []).append(name)
+        if len(f): n.setdefault(int(f.groupby(f.record.map(cell_key)).seed.nunique().max()), []).append(name)  # fields added since a record was written: their defaults
     if n: v['seeds'] = '; '.join(f"{k} seed{'s' if k > 1 else ''} in {', '.join(names)}" for k, names in sorted(n.items(), reverse=True))
 
 def hyper(v, raw, frames, lay, p):

@@ -158,6 +158,13 @@ CARD = dict(pretty_name='Tiny shapes', description='Shapes drawn for a test.', l
             published=[dict(ref='doe2020', task='all classes', metric='accuracy', value=91.5, split='80/20', model='a CNN', quote='91.5%'),
                        dict(ref='doe2020', task='odd vs even', metric='accuracy', value=0.7, split='80/20', model='a CNN', quote='70%')])
 
+def test_seeds_of_one_configuration_count_together_when_a_record_predates_a_config_field():
+    from ftl import method
+    recs = read_records(ROOT/'results'/'headline')
+    assert any('loss' not in r.config for r in recs) and any('loss' in r.config for r in recs)  # seed 0 predates the loss field
+    v = {}; method.seeds(v, {}, dict(headline=records_frame(recs)), None, None)
+    assert v['seeds'] == '3 seeds in headline'
+
 def test_values_written_for_typst_do_not_depend_on_string_hashing():
     "A set's order changes with PYTHONHASHSEED: values.json must not, or a clean clone's rebuild dirties git status"
     import subprocess, sys
