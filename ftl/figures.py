@@ -1,6 +1,6 @@
 "Figures from records and tables: training curves, data efficiency, confusion matrices, error galleries"
 from __future__ import annotations
-import os, tempfile, textwrap
+import textwrap
 from pathlib import Path
 import numpy as np
 import matplotlib as mpl, matplotlib.pyplot as plt  # the backend is the caller's: scripts pick Agg, notebooks show inline
@@ -15,17 +15,13 @@ PRINT = {'font.size': 7.5, 'axes.titlesize': 7.5, 'axes.labelsize': 7.5, 'xtick.
 def save(fig, path, same=None) -> Path:
     """Save `fig` as PNG (for the README and notes) and PDF (for the report), then close it; where `same(old_png, new_png)`
     calls the new drawing a repeat of the saved one, the saved files are kept as they are"""
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with tempfile.TemporaryDirectory(dir=path.parent, prefix='.tmp-') as d:
-            new = Path(d)/path.with_suffix('.png').name
-            fig.savefig(new, dpi=130, bbox_inches='tight')
-            fig.savefig(new.with_suffix('.pdf'), dpi=300, bbox_inches='tight', metadata={'CreationDate': None})  # same figure, same bytes; images kept at 300 dpi of their print size
-            old = path.with_suffix('.png')
-            if not (same and old.exists() and path.with_suffix('.pdf').exists() and same(old, new)):
-                for suffix in ('.pdf', '.png'): os.replace(new.with_suffix(suffix), path.with_suffix(suffix))
+    from .files import write_unless_same
+    def both(png):
+        fig.savefig(png, dpi=130, bbox_inches='tight')
+        fig.savefig(png.with_suffix('.pdf'), dpi=300, bbox_inches='tight', metadata={'CreationDate': None})  # same figure, same bytes; images kept at 300 dpi of their print size
+    try: write_unless_same(Path(path).with_suffix('.png'), both, same or (lambda old, new: False), also=('.pdf',))
     finally: plt.close(fig)
-    return path.with_suffix('.png')
+    return Path(path).with_suffix('.png')
 
 def _seed_curve(ax, runs, key, style, **kw):
     "The mean over `runs` of history column `key` per epoch, with a band of one std where there are several seeds"
@@ -111,7 +107,7 @@ def efficiency_plot(table, path='figures/data_efficiency', title='', baseline=No
 def confusion(test: dict, path, title='', width=3.2) -> Path:
     """Confusion matrix of a record's test metrics, `width` inches wide: each cell its count and, below, its share of the
     true class (row-normalised: recall on the diagonal), shaded by that share"""
-    import os, tempfile, textwrap
+    import textwrap
     cm, classes = np.array(test['confusion']), test['classes']
     share = cm/cm.sum(1, keepdims=True).clip(1)
     fig, ax = plt.subplots(figsize=(width, width*0.92))

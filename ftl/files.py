@@ -30,13 +30,15 @@ def write_atomic(path, write) -> Path:
         Path(tmp).unlink(missing_ok=True); raise
     return path
 
-def write_unless_same(path, write, same) -> bool:
-    "Write `path` with `write(tmp_path)` unless it exists and `same(path, tmp_path)` calls the new file a repeat of it; True if written"
+def write_unless_same(path, write, same, also=()) -> bool:
+    """Write `path` with `write(tmp_path)` unless it exists and `same(path, tmp_path)` calls the new file a repeat of it;
+    `also`: suffixes of files `write` makes beside it, kept or replaced with it (kept only where all exist). True if written"""
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix='.tmp-') as d:
         new = Path(d)/path.name; write(new)
-        if path.exists() and same(path, new): return False
-        os.chmod(new, 0o666 & ~umask()); os.replace(new, path)
+        if all(path.with_suffix(s).exists() for s in also) and path.exists() and same(path, new): return False
+        for s in (*also, path.suffix):  # the main file last: present means its companions are written
+            os.chmod(new.with_suffix(s), 0o666 & ~umask()); os.replace(new.with_suffix(s), path.with_suffix(s))
     return True
 
 @contextmanager

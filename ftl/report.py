@@ -124,17 +124,25 @@ def _task_key(task: str, v) -> frozenset | None:
     tasks = {**{t['name'].lower(): frozenset(t['rule']) for t in card['tasks']}, **{f"{own_name}-{t['name'].lower()}": frozenset(t['rule']) for t in card['tasks']}}
     return tasks.get(task, frozenset(v['data']['classes']) if task in ('', 'classes', 'all classes', own_name) else None)
 
+def _metric(name):
+    "A card's metric name ('accuracy', 'macro-F1', ...) as the key of the study's numbers; None for one not measured here"
+    return METRICS.get(re.sub(r'[^a-z0-9]', '', str(name).lower()))
+
+def _accuracy_interval(x, n) -> tuple:
+    "The 95 % binomial (Wilson) interval of accuracy `x` on `n` test images"
+    return wilson(round(x*n), n)
+
 def goals(v, raw, frames):
     "The card's goals, each beside the study's own test number on its task (accuracy with its 95 % Wilson interval): met or missed, by how much"
     own, rows = {**_own(frames, v), **raw.get('headline_tasks', {})}, []
     for g in v['data']['card'].get('goals') or []:
-        key, metric = _task_key(g['task'], v), METRICS.get(re.sub(r'[^a-z0-9]', '', str(g['metric']).lower()))
+        key, metric = _task_key(g['task'], v), _metric(g['metric'])
         o = own.get(key) if key is not None and metric else None
         if o is None: continue  # no run of ours on this task, or a metric not measured here
         x, row = o[metric], dict(task=str(g.get('task_words') or g['task']), metric=str(g['metric']), goal=num(g['value']), why=str(g['why']), model=o['model'])
         row.update(ours=num(x), met=bool(x >= g['value']), short=num(g['value'] - x) if x < g['value'] else '', interval='', inside=False)
         if metric == 'accuracy':
-            lo, hi = wilson(round(x*o['n']), o['n'])
+            lo, hi = _accuracy_interval(x, o['n'])
             row.update(interval=f'[{lo:.3f}, {hi:.3f}]', inside=bool(lo <= g['value'] <= hi))
         rows.append(row)
     if rows: v['goals'] = rows
@@ -147,7 +155,7 @@ def published(v, raw, frames):
     for e in card['published']:
         task = str(e.get('task', '')).strip()
         key = _task_key(task, v)
-        metric = METRICS.get(re.sub(r'[^a-z0-9]', '', str(e.get('metric', '')).lower()))
+        metric = _metric(e.get('metric', ''))
         o = own.get(key) if key is not None else None
         # a task the card assumes is worded by its task_words
         row = dict(ref=e['ref'], task=str(e.get('task_words') or task or 'all classes'),
@@ -159,7 +167,7 @@ def published(v, raw, frames):
             x = o[metric]
             row['ours'] = num(x)
             if metric == 'accuracy':  # a share of the test images: its binomial (Wilson) interval at the test size
-                lo, hi = wilson(round(x*o['n']), o['n'])
+                lo, hi = _accuracy_interval(x, o['n'])
                 row['position'] = 'inside' if lo <= e['value'] <= hi else 'above' if e['value'] > hi else 'below'
                 row['ours'] += f" [{lo:.3f}, {hi:.3f}], n = {o['n']}; theirs {row['position']}"
         rows.append(row)
