@@ -3,7 +3,7 @@ import sys
 import matplotlib; matplotlib.use('Agg')  # a script that saves figures picks its backend; the library leaves it alone
 from typing import Annotated
 from fastcore.script import call_parse
-from ftl.studies import SUITES, Study, run
+from ftl.studies import SUITES, Study, run, plan as print_plan
 from ftl.config import PRESETS
 from ftl.data import dataset_help
 from ftl.errors import UserError
@@ -31,12 +31,15 @@ def main(suite:Annotated[str, SUITE_HELP, dict(choices=[*SUITES, 'all'])]='smoke
          precision:str=None,         # auto (fp16 where CUDA exists, else fp32), fp32, or bf16 (autocast, on the CPU too); default: the preset's
          skip_bad_images:bool=False,  # folder datasets: list and skip unreadable images instead of stopping
          workers:int=None,           # run the suite's pending runs as Ray tasks on this many local workers
-         ray_address:str=None):      # or join a Ray cluster ('auto' or host:port); records are written by this process
+         ray_address:str=None,       # or join a Ray cluster ('auto' or host:port); records are written by this process
+         plan:bool=False):           # print each pending run's estimated minutes on this host, per suite and in all; train nothing
     "Run one ftl suite; finished runs are skipped, so an interrupted suite resumes where it stopped"
     given = dict(size=size, epochs=epochs, bs=bs, strategy=strategy, augment=augment, loss=loss, fraction=fraction, seed=seed, lr=lr,
                  precision=precision, skip_bad_images=skip_bad_images or None)
     try:
         study = Study(dataset=dataset, arch=arch, preset=preset, online=online, results=results, card=card,
                       fixed={k: v for k, v in given.items() if v is not None}, workers=workers, address=ray_address)
-        for name in (ALL if suite == 'all' else [suite]): run(name, study)
+        names = ALL if suite == 'all' else [suite]
+        if plan: return print_plan(names, study)
+        for name in names: run(name, study)
     except UserError as e: sys.exit(f"error: {e}")

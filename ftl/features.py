@@ -1,13 +1,14 @@
 "Cached-feature fast path for linear probes: frozen-backbone features computed once per configuration, a linear head on them"
 from __future__ import annotations
 import hashlib
+from pathlib import Path
 import numpy as np, torch
 from torch import nn
 from fastai.vision.all import DataLoaders, DataLoader, Learner, CrossEntropyLossFlat
 from .data import source_items
 from .files import cache_dir, write_atomic
 
-__all__ = ['cached_path_applies', 'feature_key', 'pooled_features', 'backbone_features', 'cached_features', 'feature_learner']
+__all__ = ['cached_path_applies', 'feature_key', 'feature_file', 'pooled_features', 'backbone_features', 'cached_features', 'feature_learner']
 
 def cached_path_applies(cfg) -> bool:
     "True where training only a linear head on a frozen, un-augmented, pretrained backbone (features never change)"
@@ -35,9 +36,13 @@ def backbone_features(learn, source, bs=128) -> np.ndarray:
     "Pooled features of the learner's frozen body for every image of `source`, through its own pipeline"
     return pooled_features(learn, learn.dls.test_dl(source_items(source), with_labels=False, bs=bs)).numpy()
 
+def feature_file(arch, weights_id, size, source) -> Path:
+    "Where the backbone features of one (architecture, weights, size, dataset content) combination are cached"
+    return cache_dir('features')/f'{arch}-{feature_key(arch, weights_id, size, source)}.npy'
+
 def cached_features(arch, weights_id, size, source, make_learner) -> tuple:
     "Backbone features of every image, from the cache when this exact configuration was seen, else `make_learner()`'s, cached"
-    fn = cache_dir('features')/f'{arch}-{feature_key(arch, weights_id, size, source)}.npy'
+    fn = feature_file(arch, weights_id, size, source)
     if fn.exists(): return np.load(fn), True
     feats = backbone_features(make_learner(), source)
     write_atomic(fn, lambda tmp: np.save(tmp, feats))

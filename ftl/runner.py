@@ -12,9 +12,10 @@ from .records import (Record, CorruptRecord, record_path, save_record, load_reco
                       check_writable, records_frame)
 from . import tables
 from .metrics import METRICS
+from .plan import estimate, host_id, Progress
 
 __all__ = ['Layout', 'REPORTED_PRESET', 'Study', 'Suite', 'SUITES', 'register', 'run_suite', 'sequential', 'pending_configs',
-           'suite_records', 'complete_records', 'shown_records', 'write_outputs', 'run']
+           'suite_records', 'complete_records', 'shown_records', 'write_outputs', 'run', 'plan']
 
 REPORTED_PRESET = 'study'  # the preset whose tables, figures and report are the committed study (at the top level)
 
@@ -121,8 +122,10 @@ def run_suite(suite: Suite, study: Study, executor=None) -> list:
     if suite.export: check_writable(lay.models)
     todo = pending_configs(suite, configs, lay.results)
     print(f"suite {suite.name}: {len(configs)} runs, {len(todo)} to train -> {lay.results/suite.name}/", flush=True)
+    progress = Progress(estimate(todo, lay.results)[0], len(configs) - len(todo), len(configs)) if todo else None
     def done(cfg, rec):
         save_record(rec, record_path(lay.results, suite.name, cfg.key())); summary_line(rec, 'ran')
+        print(f"      {suite.name}: {progress(cfg)}", flush=True)
     (executor or _executor(study, suite))(todo, lay.models if suite.export else None, done)
     write_outputs(suite, study)
     return suite_records(suite, study)
@@ -173,3 +176,43 @@ def run(name: str, study: Study):
     suite = SUITES[name]
     if suite.configs: return run_suite(suite, study)
     return suite.study(study)
+
+def _planned_configs(suite: Suite, study: Study, slowest_of=()) -> tuple:
+    """(configs, note): the suite's configs now; where its backbone waits on runs not yet made (`slowest_of`, the candidates),
+    the configs on each candidate, of which the plan counts the slowest"""
+    cfgs = list({c.key(): c for c in suite.configs(study)}.values())
+    if not slowest_of or 'arch' in study.fixed or len({c.arch for c in cfgs}) != 1: return [cfgs], ''
+    return ([list({c.key(): c for c in suite.configs(replace(study, fixed={**study.fixed, 'arch': a}))}.values()) for a in slowest_of],
+            'its backbone is chosen by the architectures runs still to come: counted on the slowest candidate')
+
+def plan(names, study: Study) -> float:
+    "Print each pending run of suites `names` with its estimated minutes on this host, each suite's total and the grand total; trains nothing"
+    import os
+    lay, planned, total = study.layout, set(), 0.
+    print(f"plan for {study.dataset}, preset {study.preset}, on this host: {host_id()}")
+    if os.getloadavg()[0] > (os.cpu_count() or 1)/2:
+        print(f"note: the machine is busy (load {os.getloadavg()[0]:.1f}): timings measured now run slower than on an idle machine")
+    candidates, trusts = (), []
+    for name in names:
+        suite = SUITES[name]
+        if not suite.configs: print(f"\n{name}: no training (it works on finished runs)"); continue
+        try: grids, note = _planned_configs(suite, study, candidates)
+        except UserError as e: print(f"\n{name}: waits for earlier runs ({e})"); continue
+        options = []
+        for cfgs in grids:
+            todo = [c for c in pending_configs(suite, cfgs, lay.results, report=lambda *a: None) if c.key() not in planned]
+            ests, trust = estimate(todo, lay.results) if todo else ([], None)
+            options.append((sum(e.seconds for e in ests), ests, trust, len(cfgs)))
+        secs, ests, trust, n = max(options, key=lambda o: o[0])
+        if name == 'architectures' and ests: candidates = tuple(dict.fromkeys(e.cfg.arch for e in ests))
+        planned |= {e.cfg.key() for e in ests}
+        print(f"\n{name}: {n} runs, {len(ests)} to train, about {secs/60:.0f} min" + (f" ({note})" if note and ests else ''))
+        for e in ests: print(f"  {e.seconds/60:7.1f} min  {e.cfg.key()}" + (f"  (x{e.factor:.2f}: this host's records)" if e.factor != 1 else ''))
+        total += secs
+        if trust and trust['n']: trusts.append(trust)
+    print(f"\ntotal: about {total/60:.0f} min ({total/3600:.1f} h) of training on this host")
+    for t in trusts[-1:]:
+        print(f"trust: over {t['n']} records of this host in the same settings, the uncorrected estimate was {t['median']:.2f}x "
+              f"their time (range {t['lo']:.2f}-{t['hi']:.2f}); estimates in those settings are scaled by it")
+    if not trusts: print("trust: no records of this host in these settings to check the estimate against")
+    return total
