@@ -5,6 +5,7 @@ from .errors import UserError, ConfigError, DataError, DatasetMissing, WeightsUn
 from .data import (load_source, make_dls, make_datablock, subset_indices, StratifiedSubsetSplitter, labelled_test_dl, decode_image,
                    check_dataset_name, dataset_id, dataset_help, register_dataset)
 from .datasets import load_card, card_of, tasks_of  # importing it registers the dataset sources
+from .labels_table import read_table  # and a labels table (csv:)
 from .cards import Card
 from .models import ARCHS, OFFLINE, ONLINE, get_arch, create_learner, weights_file
 from .strategies import STRATEGIES, AUGMENTATIONS

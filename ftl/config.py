@@ -1,6 +1,6 @@
 "What defines a run: `Config` (plain, hashable data whose `key` names the record) and the presets, settings per kind of machine"
 from __future__ import annotations
-import hashlib, json, math
+import hashlib, json, math, re
 from dataclasses import dataclass, fields, replace
 from .errors import ConfigError, DataError
 from .data import check_dataset_name, dataset_id
@@ -45,7 +45,8 @@ class Config:
         ident = dataset_id(self.dataset)
         h = hashlib.sha1(json.dumps({**changed, **({'data': ident} if ident else {})}, sort_keys=True).encode()).hexdigest()[:8]
         init = 'pt' if self.pretrained else 'scratch'
-        return (f"{self.dataset.replace(':', '-').replace('/', '_').replace('#', '-')}-{self.arch}-{init}-{self.strategy}-"
+        name = re.sub(r'[:#?&=]', '-', self.dataset.replace('/', '_'))  # a file name, whatever the dataset's argument
+        return (f"{name}-{self.arch}-{init}-{self.strategy}-"
                 f"{self.augment}-f{self.fraction:g}-s{self.seed}-{h}")
 
     def validate(self):

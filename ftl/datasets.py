@@ -12,7 +12,7 @@ from .data import (Source, CHUNK, DECODER, GRAY_MODES, SPLIT_SEED, register_data
                    stratified_split, decoded_store, _package_dir)
 from .cards import CARDS_DIR, Card, Task, parse_card, measured_card
 
-__all__ = ['register_dataset', 'register_tasks', 'derive_task', 'load_card', 'card_of', 'tasks_of', 'folder_fingerprint']
+__all__ = ['register_dataset', 'register_tasks', 'derive_task', 'load_card', 'card_of', 'tasks_of', 'folder_fingerprint', 'images_source']
 
 TASK_BASE = {}  # registered task name -> the dataset it regroups
 
@@ -229,7 +229,11 @@ def _mode_of(files) -> str:
 def folder(arg, size, skip_bad=False):
     "ImageNet-style class folders: `train/valid|val/test` subfolders when present, else a stratified 80/10/10 split"
     path, task = _folder_arg(arg)
-    rel, cls, split = _folder_layout(path)
+    return images_source(f'folder:{path}', path, *_folder_layout(path), size, skip_bad, task)
+
+def images_source(name, path: Path, rel, cls, split, size, skip_bad=False, task=None) -> Source:
+    """The images `rel` (relative to `path`) of classes `cls`, decoded once into the store, in splits `split` (each class in
+    each), or a stratified 80/10/10 split where `split` is None; task `task` of the dataset's card when given"""
     files = [f'{path}/{r}' for r in rel]
     images, keep = decoded_store(f'folder-{DECODER}-{_fingerprint(path, rel)}-{size}', files, size, partial(_mode_of, files),
                                  skip_bad=skip_bad)  # the store holds the images kept, in order
@@ -243,9 +247,9 @@ def folder(arg, size, skip_bad=False):
         split = np.array(split)[keep]
         for s in ('train', 'valid', 'test'):
             if (absent := sorted(set(classes) - {classes[l] for l in labels[split == s]})):
-                raise DataError(f"Split {s}/ of {path} has no images of classes {absent}: every class needs images in every split")
-    src = Source(f'folder:{path}', images, labels, classes, split, dict(ids=np.array(rel), files=np.array(files), **info))
-    return src if task is None else derive_task(src, card_of(src).task(task), f'folder:{path}#{task}')
+                raise DataError(f"Split {s} of {name} has no images of classes {absent}: every class needs images in every split")
+    src = Source(name, images, labels, classes, split, dict(ids=np.array(rel), files=np.array(files), **info))
+    return src if task is None else derive_task(src, card_of(src).task(task), f'{name}#{task}')
 
 # --- synthetic -------------------------------------------------------------------------------------------------------------
 
