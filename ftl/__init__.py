@@ -6,6 +6,7 @@ from .data import (load_source, make_dls, make_datablock, subset_indices, Strati
                    check_dataset_name, dataset_id, dataset_help, register_dataset)
 from .datasets import load_card, card_of, tasks_of  # importing it registers the dataset sources
 from .labels_table import read_table  # and a labels table (csv:)
+from .arrays import from_arrays  # and arrays from a notebook (arrays:)
 from .cards import Card
 from .models import ARCHS, OFFLINE, ONLINE, get_arch, create_learner, weights_file
 from .strategies import STRATEGIES, AUGMENTATIONS

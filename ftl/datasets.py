@@ -231,15 +231,15 @@ def folder(arg, size, skip_bad=False):
     path, task = _folder_arg(arg)
     return images_source(f'folder:{path}', path, *_folder_layout(path), size, skip_bad, task)
 
-def images_source(name, path: Path, rel, cls, split, size, skip_bad=False, task=None) -> Source:
+def images_source(name, path: Path, rel, cls, split, size, skip_bad=False, task=None, kind='folders') -> Source:
     """The images `rel` (relative to `path`) of classes `cls`, decoded once into the store, in splits `split` (each class in
-    each), or a stratified 80/10/10 split where `split` is None; task `task` of the dataset's card when given"""
+    each; `kind` says where it came from), or a stratified 80/10/10 split where `split` is None; task `task` of the card when given"""
     files = [f'{path}/{r}' for r in rel]
     images, keep = decoded_store(f'folder-{DECODER}-{_fingerprint(path, rel)}-{size}', files, size, partial(_mode_of, files),
                                  skip_bad=skip_bad)  # the store holds the images kept, in order
     rel, cls, files = ([x[i] for i in keep] for x in (rel, cls, files))
     classes = sorted(set(cls))
-    labels, info = np.searchsorted(classes, cls), dict(split_kind='folders')
+    labels, info = np.searchsorted(classes, cls), dict(split_kind=kind)
     if split is None:
         info = dict(split_fracs=(0.8, 0.1, 0.1), split_seed=SPLIT_SEED)
         split = stratified_split(labels, info['split_fracs'], info['split_seed'], classes)

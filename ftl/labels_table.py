@@ -96,4 +96,4 @@ def labels_table(arg, size, skip_bad=False):
     "A labels table's images, classes and splits (its split column, else a stratified 80/10/10 split)"
     path, opts, task = _arg(arg)
     query = '&'.join(f'{k}={v}' for k, v in sorted(opts.items()))
-    return images_source(f"csv:{path}{'?' + query if query else ''}", path.parent, *table_layout(path, opts), size, skip_bad, task)
+    return images_source(f"csv:{path}{'?' + query if query else ''}", path.parent, *table_layout(path, opts), size, skip_bad, task, 'the table\'s split column')
