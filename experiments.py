@@ -41,5 +41,7 @@ def main(suite:Annotated[str, SUITE_HELP, dict(choices=[*SUITES, 'all'])]='smoke
                       fixed={k: v for k, v in given.items() if v is not None}, workers=workers, address=ray_address)
         names = ALL if suite == 'all' else [suite]
         if plan: return print_plan(names, study)
-        for name in names: run(name, study)
+        for i, name in enumerate(names, 1):
+            if len(names) > 1: print(f"== {name} ({i} of {len(names)})", flush=True)
+            run(name, study)
     except UserError as e: sys.exit(f"error: {e}")

@@ -43,17 +43,21 @@ class History(Callback):
         row = dict(epoch=len(self.epochs) + 1, stage=len(self.stages), **{n: float(v) for n, v in zip(names, vals)})
         self.epochs.append({**row, 'lr': [float(h['lr']) for h in self.opt.hypers]})
 
+CHECKPOINT_SECONDS = float(os.environ.get('FTL_CHECKPOINT_SECONDS', 30))  # at most this much training is lost to a stop
+
 class Checkpoint(Callback):
     """The run's whole state in `folder` after every epoch and every fit (weights, optimizer, the best weights kept so far,
     history, random states), and a resume from it: the epochs it holds are replayed from their recorded metrics, without
     training, so fastai's schedulers, early stopping and best-epoch tracking take the path they took; at the point where
     the state was saved it is put back, and training goes on"""
     order = 62.5  # after History, before EarlyStoppingCallback may end the fit (which skips the later callbacks' after_epoch)
-    def __init__(self, folder, key: str, history: History, best='best'):
+    def __init__(self, folder, key: str, history: History, best='best', every: float = None):
         self.file, self.key, self.history, self.best = Path(folder)/'state.pt', key, history, best
+        self.every = CHECKPOINT_SECONDS if every is None else every  # seconds of training between saves: a run of seconds saves nothing
         self.saved = torch.load(self.file, map_location='cpu', weights_only=False) if self.file.exists() else None  # ftl's own file
         if self.saved and self.saved['key'] != key: raise RuntimeError(f"checkpoint {self.file} is of run {self.saved['key']}, not {key}")
         self.rows, self.n_seen, self.t0 = [], 0, time.time()  # the Recorder's row of every epoch so far; epochs begun, across fits
+        self.t_saved = self.t0
     @property
     def resumed_after(self) -> int: return self.saved['n_epochs'] if self.saved else 0
     @property
@@ -70,13 +74,14 @@ class Checkpoint(Callback):
                 or len(row) != len(self.recorder.metric_names) - 2):  # the names hold 'epoch' and 'time' besides the row's values
             raise RuntimeError(f"checkpoint {self.file} does not match this run's stages or metrics: delete its folder to start the run afresh")
         self.recorder.log = self.recorder.log[:1] + list(row)
+    def _due(self) -> bool: return not self.replaying and time.time() - self.t_saved >= self.every
     def after_epoch(self):
         self.rows.append(list(map(float, self.recorder.values[-1])))
-        if not self.replaying: self.save('epoch')
-        elif self.n_seen == self.saved['n_epochs'] and self.saved['at'] == 'epoch': self.restore()
+        if self._due(): self.save('epoch')
+        elif self.replaying and self.n_seen == self.saved['n_epochs'] and self.saved['at'] == 'epoch': self.restore()
     def after_fit(self):
-        if not self.replaying: self.save('fit')
-        elif self.n_seen == self.saved['n_epochs'] and self.saved['at'] == 'fit': self.restore()
+        if self._due(): self.save('fit')
+        elif self.replaying and self.n_seen == self.saved['n_epochs'] and self.saved['at'] == 'fit': self.restore()
     def _best_file(self) -> Path: return self.learn.path/self.learn.model_dir/f'{self.best}.pth'
     def save(self, at: str):
         "Write the state atomically: a run killed while writing keeps its previous checkpoint"
@@ -90,6 +95,7 @@ class Checkpoint(Callback):
         self.file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.file.with_suffix(f'.tmp{os.getpid()}')
         torch.save(state, tmp); os.replace(tmp, self.file)
+        self.t_saved = time.time()
     def restore(self):
         "Put the saved state back where it was saved: weights, optimizer, best weights, history, random states"
         s = self.saved

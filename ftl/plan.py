@@ -12,7 +12,7 @@ from .models import weights_id
 from .records import read_records
 from .files import cache_dir, write_atomic
 from .train import build_learner, mixed_precision, cpu_bf16_flags
-from .callbacks import Checkpoint, History
+from .callbacks import Checkpoint, History, CHECKPOINT_SECONDS
 from .strategies import N_GROUPS
 
 __all__ = ['Estimate', 'host_id', 'calibrate', 'estimate', 'Progress']
@@ -78,12 +78,13 @@ def _timed(cfg: Config) -> Config:
     return replace(cfg, precision='fp32') if cached_path_applies(cfg) else cfg
 
 def fit_seconds(t: dict, cfg: Config, n_train: int, n_valid: int, epochs: int) -> float:
-    """Seconds of a run's fits: each epoch's optimizer steps, validation pass and saved state (and best weights, where
-    validation picks the epoch), and each fit's first batches"""
+    """Seconds of a run's fits: each epoch's optimizer steps and validation pass (and best weights saved, where validation
+    picks the epoch), each fit's first batches, and the whole state saved once every `CHECKPOINT_SECONDS` of training"""
     fits = {'fine-tune': 2, 'gradual-unfreeze': N_GROUPS}.get(cfg.strategy, 1)
     best = t['epoch_save']/4 if cfg.monitor != 'last' else 0.  # the best weights: a quarter of the state (weights, two moments, best)
-    return (epochs*(math.ceil(n_train/cfg.bs)*t['step'] + n_valid*t['eval_image'] + t['epoch_save'] + best)
-            + fits*(t['epoch_save'] + t['warmup']))
+    work = epochs*(math.ceil(n_train/cfg.bs)*t['step'] + n_valid*t['eval_image'] + best) + fits*t['warmup']
+    saves = min(epochs + fits, int(work//CHECKPOINT_SECONDS) if CHECKPOINT_SECONDS > 0 else epochs + fits)
+    return work + saves*t['epoch_save']
 
 @dataclass
 class Estimate:

@@ -156,6 +156,7 @@ def _killer(at: int, where: str):
 def test_a_run_stopped_part_way_resumes_from_its_checkpoint_to_the_same_record(monkeypatch, strategy, patience, at, where):
     import ftl.files, sys
     T = sys.modules['ftl.train']
+    monkeypatch.setattr('ftl.callbacks.CHECKPOINT_SECONDS', 0)  # a state after every epoch and fit, however short
     cfg = Config(dataset='synthetic', size=32, arch='efficientnet_lite0', epochs=4, bs=16, strategy=strategy, patience=patience, augment='flips')
     _, whole = train(cfg)
     folder = ftl.files.cache_dir('checkpoints', cfg.key())
@@ -171,3 +172,16 @@ def test_a_run_stopped_part_way_resumes_from_its_checkpoint_to_the_same_record(m
     assert resumed.hyperparams['stages'] == whole.hyperparams['stages'] and resumed.predictions == whole.predictions
     h = whole.history  # the epoch that ended the run early is in the history: `patience` epochs after the best one
     assert len(h) == cfg.epochs or len(h) - whole.best_epoch == cfg.patience
+
+def test_a_run_of_seconds_saves_no_state_and_a_stopped_one_starts_again(monkeypatch):
+    "Saving a whole state (a ViT-S's is 259 MB) after each epoch of a run of seconds would cost more than it saves"
+    import ftl.files, sys
+    T = sys.modules['ftl.train']
+    monkeypatch.setattr('ftl.callbacks.CHECKPOINT_SECONDS', 3600)
+    cfg = Config(dataset='synthetic', size=32, arch='efficientnet_lite0', epochs=3, bs=16, strategy='full-finetune', seed=5)
+    callbacks = T._callbacks
+    monkeypatch.setattr(T, '_callbacks', lambda c, h: callbacks(c, h) + [_killer(2, 'epoch')])
+    with pytest.raises(Killed): train(cfg)
+    assert not (ftl.files.cache_dir('checkpoints', cfg.key())/'state.pt').exists()
+    monkeypatch.setattr(T, '_callbacks', callbacks)
+    assert train(cfg)[1].notes == []  # trained afresh, not resumed
