@@ -9,6 +9,7 @@ from scipy import ndimage
 from fastcore.basics import patch
 from fastai.vision.all import ClassificationInterpretation, load_learner
 from .data import load_source, labelled_test_dl
+from . import files
 
 __all__ = ['interpret', 'cam_target', 'class_activation_maps', 'out_of_sample_probs', 'label_issues', 'suspect_labels', 'ordinal_errors',
            'error_gallery', 'probe_features',
@@ -17,7 +18,7 @@ __all__ = ['interpret', 'cam_target', 'class_activation_maps', 'out_of_sample_pr
 
 CATEGORIES = ['unusual image quality', 'possible labelling error', 'ambiguous or visually similar', 'genuine domain difficulty']
 THRESHOLDS = dict(quality_z=2.5, folds=5)
-NOISE = dict(rtol=0.02, atol=0.02, pixels=0.01)  # bfloat16 inference on another CPU: logits move ~1 %, probabilities near 0.5 ~0.01 (a margin twice that), a few digits in a figure
+NOISE = dict(rtol=1e-4, atol=1e-4, pixels=0.01)  # fp32 inference on another CPU: BLAS summation order moves probabilities by ~1e-6; a heatmap's colours by a shade
 TOL = 1e-8  # the probe's logistic regression converges to this tolerance: its probabilities no longer depend on BLAS threads
 RULES = {  # each category's rule, applied in this order; the first that holds names the error
     CATEGORIES[0]: f"sharpness, contrast or exposure more than {THRESHOLDS['quality_z']} standard deviations from the true class's training images",
@@ -27,8 +28,10 @@ RULES = {  # each category's rule, applied in this order; the first that holds n
 }
 
 def interpret(learn_or_path, dataset=None, size=None, source=None) -> ClassificationInterpretation:
-    "fastai `ClassificationInterpretation` on the TEST split (not validation): `interp.plot_top_losses(9)` works as usual"
+    """fastai `ClassificationInterpretation` on the TEST split (not validation), in fp32 whatever precision the model trained in
+    (its master weights are fp32; bf16 kernels differ between CPUs): `interp.plot_top_losses(9)` works as usual"""
     learn = load_learner(learn_or_path, cpu=not torch.cuda.is_available()) if isinstance(learn_or_path, (str, Path)) else learn_or_path
+    learn.to_fp32()  # drops fastai's MixedPrecision callbacks (fp16, bf16, ftl's CPU bf16)
     source = source or load_source(dataset, size)
     dl = labelled_test_dl(learn.dls, source)
     preds, targs, losses = learn.get_preds(dl=dl, with_loss=True)  # predictions computed once, kept on the interpretation
@@ -199,25 +202,9 @@ def _full_resolution(source, i) -> np.ndarray:
     from PIL import Image
     with Image.open(files[i]) as im: return decode_image(im, max(im.size), source.mode)
 
-def same_table(a, b, rtol=NOISE['rtol'], atol=NOISE['atol']) -> bool:
-    "Whether CSVs `a` and `b` hold the same rows, columns, words and flags, their numbers equal within `rtol` and `atol`"
-    x, y = (pd.read_csv(p, keep_default_na=False) for p in (a, b))
-    if x.shape != y.shape or list(x.columns) != list(y.columns) or list(x.dtypes) != list(y.dtypes): return False
-    nums = x.select_dtypes('number').columns
-    words = x.columns.difference(nums)
-    return x[words].equals(y[words]) and np.allclose(x[nums].to_numpy(float), y[nums].to_numpy(float), rtol=rtol, atol=atol, equal_nan=True)
-
-def same_picture(a, b, share=NOISE['pixels']) -> bool:
-    "Whether PNGs `a` and `b` have one size and at most `share` of their pixels differ (a few digits drawn otherwise)"
-    from PIL import Image
-    x, y = (np.asarray(Image.open(p).convert('RGB')) for p in (a, b))
-    return x.shape == y.shape and (x != y).any(2).mean() <= share
-
-def keep_table(df: pd.DataFrame, path) -> pd.DataFrame:
-    "Write `df` to CSV `path` unless the saved one is `same_table`; return what the file holds (the saved values where kept)"
-    from .files import write_unless_same
-    if write_unless_same(path, lambda p: df.to_csv(p, index=False), same_table): return df
-    return pd.read_csv(path, keep_default_na=False).set_axis(df.index)
+def same_table(a, b) -> bool: return files.same_table(a, b, NOISE['rtol'], NOISE['atol'])
+def same_picture(a, b) -> bool: return files.same_picture(a, b, NOISE['pixels'])
+def keep_table(df, path) -> pd.DataFrame: return files.keep_table(df, path, same_table)
 
 def analyse(model_path, record, out_dir, figs_dir, n_errors=GALLERY, probe_arch=None, probe_size=224) -> dict:
     "Reload an exported learner, check it reproduces its record on the test split, and write the error analysis"
@@ -225,9 +212,7 @@ def analyse(model_path, record, out_dir, figs_dir, n_errors=GALLERY, probe_arch=
     from .tables import write_table
     cfg = record.config
     interp = interpret(model_path, cfg['dataset'], cfg['size'])
-    acc = float((interp.preds.argmax(1) == interp.targs).float().mean())
-    if abs(acc - record.test['accuracy']) > 1e-6:
-        raise RuntimeError(f"Reloaded model {model_path} scores test accuracy {acc:.4f}, its record {record.test['accuracy']:.4f}")
+    inference = reloaded_check(interp, record, model_path)
     out, figs, src = Path(out_dir), Path(figs_dir), interp.source
     from .models import get_arch
     title = f"{get_arch(cfg['arch']).title}, {cfg['strategy']}, augmentation {cfg['augment']}, {cfg['size']} px"
@@ -237,10 +222,12 @@ def analyse(model_path, record, out_dir, figs_dir, n_errors=GALLERY, probe_arch=
     issues = suspect_labels(src, cfg['dataset'], probe_arch or next(a for a in ('vit_small_dinov2', 'efficientnet_lite0') if a != cfg['arch']), probe_size, out)
     every = failure_table(interp, issues)
     errors = select_errors(every, n_errors)  # a person's commentary stays in commentary.csv: the report joins it, so new words need no rerun
-    errors = keep_table(errors.drop(columns=['test_pos']), out/'errors.csv').assign(test_pos=errors.test_pos)  # bf16 noise on another CPU rewrites nothing
+    kept = keep_table(errors.drop(columns=['test_pos']), out/'errors.csv')  # summation-order noise on another CPU rewrites nothing
+    pics = None if kept.attrs['rewritten'] else same_picture  # new numbers in the table: the pictures that print them are redrawn
+    errors = kept.assign(test_pos=errors.test_pos)
     test_wrong = (interp.preds.argmax(1) != interp.targs).numpy()
     test_issue = issues.label_issue.values[src.idx('test')]
-    summary = dict(model=record.key, probe=issues.attrs['probe'],
+    summary = dict(model=record.key, probe=issues.attrs['probe'], inference=inference,
                    label_issues={s: int(issues.label_issue[src.split == s].sum()) for s in ('train', 'valid', 'test')},
                    images={s: int((src.split == s).sum()) for s in ('train', 'valid', 'test')},
                    test_errors=int(test_wrong.sum()), test_errors_flagged=int((test_wrong & test_issue).sum()),
@@ -248,11 +235,24 @@ def analyse(model_path, record, out_dir, figs_dir, n_errors=GALLERY, probe_arch=
                    categories=_category_counts(every), shown_categories=_category_counts(errors),  # every test error; those shown
                    ordinal=ordinal_errors(record.test['confusion'], record.test['classes']), rules=RULES)
     (out/'summary.json').write_text(json.dumps(summary, indent=1))
-    if len(errors): error_gallery(interp, errors, figs/'error_gallery', title=f'Misclassified test cells by failure category ({title})')
+    if len(errors): error_gallery(interp, errors, figs/'error_gallery', title=f'Misclassified test cells by failure category ({title})', same=pics)
     interp.plot_top_losses(min(9, len(interp.losses)), figsize=(9, 9))
     import matplotlib.pyplot as plt
-    figures.save(plt.gcf(), figs/'top_losses', same=same_picture)
-    return dict(record=record, errors=errors, interp=interp, reloaded_accuracy=acc, summary=summary)
+    figures.save(plt.gcf(), figs/'top_losses', same=pics)
+    return dict(record=record, errors=errors, interp=interp, inference=inference, summary=summary)
+
+MOVED = 0.02  # at most this share of test predictions may change when a model trained in reduced precision is analysed in fp32
+
+def reloaded_check(interp, record, model_path) -> dict:
+    """The reloaded model's fp32 test predictions against its record's (made in the precision it trained in): equal for an
+    fp32 model; for bf16 or fp16, at most MOVED of them changed, else it is not the recorded model"""
+    pred, y, trained = interp.preds.argmax(1).numpy(), interp.targs.numpy(), record.hyperparams.get('precision', 'fp32')
+    moved = int((pred != np.array(record.predictions['test']['probs']).argmax(1)).sum())
+    out = dict(precision='fp32', trained=trained, accuracy=float((pred == y).mean()), record_accuracy=record.test['accuracy'], moved=moved)
+    if moved > (0 if trained == 'fp32' else MOVED*len(y)):
+        raise RuntimeError(f"Reloaded model {model_path} changes {moved} of {len(y)} test predictions in fp32 (trained in {trained}): "
+                           f"test accuracy {out['accuracy']:.4f}, its record {record.test['accuracy']:.4f}; it is not the recorded model")
+    return out
 
 def with_commentary(errors: pd.DataFrame, path) -> pd.DataFrame:
     "`errors` with the sentence a person wrote on each (`path`: a CSV of image_id, commentary), '' where there is none"
@@ -270,14 +270,14 @@ def suspect_labels(source, dataset, probe_arch, probe_size, out) -> pd.DataFrame
     issues.attrs['probe'] = f'{get_arch(probe_arch).title} at {probe_size} px, {THRESHOLDS["folds"]}-fold logistic regression'
     return issues
 
-def error_gallery(interp, errors, path, title=''):
+def error_gallery(interp, errors, path, title='', same=same_picture):
     "The errors at full resolution with Grad-CAM of their true and predicted class (the maps computed at the model's input)"
     from . import figures
     src, vocab = interp.source, list(interp.vocab)
     test_i = src.idx('test')[errors.test_pos]
     x = _batch(interp.learn, src.images[test_i])
     maps = {k: class_activation_maps(interp.learn.model, x, [vocab.index(c) for c in errors[k]]) for k in ('true', 'pred')}
-    return figures.error_gallery(errors, [_full_resolution(src, i) for i in test_i], path, maps, title=title, same=same_picture)
+    return figures.error_gallery(errors, [_full_resolution(src, i) for i in test_i], path, maps, title=title, same=same)
 
 def probe_features(dataset, arch, size) -> np.ndarray:
     "Pooled features of every image from the pretrained backbone `arch` (cached): the independent embedding"

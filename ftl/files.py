@@ -4,7 +4,7 @@ import os, shutil, tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ['cache_dir', 'write_atomic', 'write_unless_same', 'atomic_dir', 'umask']
+__all__ = ['cache_dir', 'write_atomic', 'write_unless_same', 'atomic_dir', 'umask', 'same_table', 'same_picture', 'keep_table']
 
 def cache_dir(*sub) -> Path:
     "ftl's cache folder (`$FTL_CACHE`, default `~/.cache/ftl`), created on demand"
@@ -55,3 +55,28 @@ def atomic_dir(path):
             shutil.rmtree(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
+
+def same_table(a, b, rtol, atol) -> bool:
+    "Whether CSVs `a` and `b` hold the same rows, columns, words and flags, their numbers equal within `rtol` and `atol`"
+    import numpy as np, pandas as pd
+    x, y = (pd.read_csv(p, keep_default_na=False) for p in (a, b))
+    if x.shape != y.shape or list(x.columns) != list(y.columns) or list(x.dtypes) != list(y.dtypes): return False
+    nums = x.select_dtypes('number').columns
+    words = x.columns.difference(nums)
+    return x[words].equals(y[words]) and np.allclose(x[nums].to_numpy(float), y[nums].to_numpy(float), rtol=rtol, atol=atol, equal_nan=True)
+
+def same_picture(a, b, share) -> bool:
+    "Whether PNGs `a` and `b` have one size and at most `share` of their pixels differ"
+    import numpy as np
+    from PIL import Image
+    x, y = (np.asarray(Image.open(p).convert('RGB')) for p in (a, b))
+    return x.shape == y.shape and (x != y).any(2).mean() <= share
+
+def keep_table(df, path, same):
+    """Write `df` to CSV `path` unless the saved one is `same`; return what the file holds (the saved values where kept), its
+    `attrs['rewritten']` saying which"""
+    import pandas as pd
+    if write_unless_same(path, lambda p: df.to_csv(p, index=False), same): out, new = df.copy(), True
+    else: out, new = pd.read_csv(path, keep_default_na=False).set_axis(df.index), False
+    out.attrs['rewritten'] = new
+    return out

@@ -62,16 +62,17 @@ def test_probe_probabilities_barely_move_when_the_features_change_in_their_last_
     assert np.abs(out_of_sample_probs(x, y) - out_of_sample_probs(nudged, y)).max() < 1e-4  # sklearn's defaults: 2e-3
 
 def test_a_rerun_with_float_noise_rewrites_no_table_but_a_changed_word_flag_or_number_does(tmp_path):
-    "bf16 inference on another CPU moves probabilities by ~1e-3: the saved table stays byte for byte; a material change replaces it"
+    "fp32 inference on another CPU moves probabilities by ~1e-6 (summation order): the saved table stays byte for byte; a material change, bf16's ~1e-2 included, replaces it"
     from ftl.analysis import keep_table, NOISE
     saved = pd.DataFrame(dict(image_id=['a.png', 'b.png'], label_issue=[True, False], confidence=[0.5484, 0.99948], loss=[13.62, 6.80]))
     path = tmp_path/'errors.csv'; saved.to_csv(path, index=False); before = path.read_bytes()
-    noisy = saved.assign(confidence=[0.5408, 0.99949], loss=[13.72, 6.81])
+    noisy = saved.assign(confidence=[0.5484 + 2e-6, 0.99948 - 1e-6], loss=[13.62 + 4e-5, 6.80 - 2e-5])
     kept = keep_table(noisy, path)
     assert path.read_bytes() == before and kept.confidence.tolist() == [0.5484, 0.99948]  # the caller goes on with what the file holds
+    assert kept.attrs['rewritten'] is False  # so the figures that print its numbers may keep theirs
     for changed in (saved.assign(image_id=['a.png', 'c.png']), saved.assign(label_issue=[False, False]),
-                    saved.assign(confidence=[0.5484 + 3*NOISE['atol'], 0.99948])):
-        keep_table(changed, path)
+                    saved.assign(confidence=[0.5484 + 3*NOISE['atol'], 0.99948]), saved.assign(confidence=[0.5408, 0.99949])):
+        assert keep_table(changed, path).attrs['rewritten'] is True  # the figures printing its numbers are redrawn
         assert path.read_bytes() != before; saved.to_csv(path, index=False)
 
 def test_a_figure_redrawn_with_a_few_digits_changed_keeps_its_saved_files_and_a_new_picture_replaces_them(tmp_path):
@@ -185,3 +186,38 @@ def test_gradcam_of_a_vit_maps_its_patch_tokens_back_onto_the_image():
     x = torch.rand(3, 3, 28, 28)
     maps = class_activation_maps(learn.model.eval(), x, [0, 1, 0])
     assert maps.shape == (3, 28, 28) and np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1
+
+PREDICT = '''
+import sys, numpy as np, torch
+from fastai.vision.all import load_learner
+from ftl.analysis import interpret
+from ftl.data import load_source, labelled_test_dl
+learn = load_learner(sys.argv[1], cpu=True)
+reduced = learn.get_preds(dl=labelled_test_dl(learn.dls, load_source('synthetic', 32)))[0]  # as trained: bf16 autocast
+full = interpret(sys.argv[1], 'synthetic', 32).preds  # the analysis: fp32
+np.save(sys.argv[2], np.stack([reduced.float().numpy(), full.numpy()]))
+'''
+
+def test_the_analysis_predicts_in_fp32_the_same_whichever_bf16_kernels_the_cpu_has(tmp_path):
+    "A bf16-trained model analysed with every CPU instruction allowed, then AVX2 only (no AVX-512 BF16, no AMX): bf16 predictions move (1e-3 here), the fp32 ones agree to float rounding"
+    import os, subprocess, sys
+    from ftl.train import Config, train, export
+    learn, rec = train(Config(dataset='synthetic', size=32, arch='mobilenetv2', strategy='full-finetune', epochs=1, bs=16, precision='bf16'))
+    assert rec.hyperparams['precision'] == 'bf16'
+    model = export(learn, tmp_path/'m.pkl')
+    out = {}
+    for isa in ('ALL', 'AVX2'):  # AVX2: no AVX-512 BF16, no AMX (oneDNN's bf16 emulated, its fp32 summed otherwise)
+        env = {**os.environ, 'ONEDNN_MAX_CPU_ISA': isa}
+        p = subprocess.run([sys.executable, '-c', PREDICT, str(model), str(tmp_path/f'{isa}.npy')], env=env, capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr[-3000:]
+        out[isa] = np.load(tmp_path/f'{isa}.npy')
+    (bf16_a, fp32_a), (bf16_b, fp32_b) = out['ALL'], out['AVX2']
+    assert np.abs(fp32_a - fp32_b).max() < 1e-5  # fp32: the same numbers with or without the CPU's bf16 instructions
+    assert np.abs(bf16_a - fp32_a).max() > 1e-4 and np.abs(bf16_b - fp32_b).max() > 1e-4  # bf16 autocast was really on in the other arm
+    print('bf16 across ISAs: max difference', np.abs(bf16_a - bf16_b).max(), '; fp32:', np.abs(fp32_a - fp32_b).max())
+
+def test_a_persons_commentary_holds_no_number_a_rerun_could_move():
+    "Numbers come from the tables; written words refer to them (a rerun on another CPU never contradicts the prose)"
+    from pathlib import Path
+    notes = pd.read_csv(Path(__file__).resolve().parents[1]/'results'/'analysis'/'commentary.csv', keep_default_na=False)
+    assert len(notes) and not [t for t in notes.commentary if any(ch.isdigit() for ch in t)]

@@ -44,6 +44,7 @@ def values(v, raw, frames, lay, p):
     v['analysis'].update(seed=num(c['seed']), augment=c['augment'], epochs=num(len(m.history)), restored=num(m.best_epoch),
                          precision=m.hyperparams['precision'], accuracy=num(m.test['accuracy']), f1=num(m.test['macro_f1']),
                          suite=m.suite or '')
+    if 'inference' in s: v['analysis']['inference'] = {k: num(x) if isinstance(x, (int, float)) else x for k, x in s['inference'].items()}
     v['per_class'] = table(pc, {'class': lambda x: x['class'], 'precision': lambda x: num(x.precision), 'recall': lambda x: num(x.recall),
                                 'F1': lambda x: num(x.f1), 'support': lambda x: num(x.support)})
     v['errors'] = table(err, {'image': lambda x: x.image_id, 'true': lambda x: x.true, 'predicted': lambda x: x.pred,
@@ -66,7 +67,9 @@ def analysis(study: Study):
                             f"--suite {rec.suite} --preset {study.preset} with the same --dataset and --results to train and export it")
         shutil.copyfile(exported, model); tag.write_text(json.dumps(dict(key=rec.key, suite=rec.suite), indent=1))
     res = analyse(model, rec, out, lay.figures, probe_size=settings(study.preset)['size'])
-    print(f"analysis of {rec.key}: reloaded test accuracy {res['reloaded_accuracy']:.4f} (record {rec.test['accuracy']:.4f}); "
+    i = res['inference']
+    print(f"analysis of {rec.key}: reloaded in fp32, test accuracy {i['accuracy']:.4f} (its record, {i['trained']}: {i['record_accuracy']:.4f}; "
+          f"{i['moved']} test predictions changed); "
           f"{len(res['errors'])} errors by category: {res['errors'].category.value_counts().to_dict()}")
 
 @claim('worst-is-rarest', 'the class with the lowest test F1 is the class with the fewest training images', 'a fact of the counts')
