@@ -61,14 +61,14 @@ def _measure(cfg: Config, source) -> dict:
 
 def _cache_file(): return cache_dir('plan')/f"{hashlib.sha1(host_id().encode()).hexdigest()[:12]}.json"
 
-def calibrate(cfgs, sources: dict) -> dict:
-    "setting -> timings for every setting of `cfgs`, measured once per host (cached in $FTL_CACHE/plan)"
+def calibrate(cfgs, sources: dict, measure=True) -> dict:
+    "setting -> timings for every setting of `cfgs`, measured once per host (cached in $FTL_CACHE/plan); `measure=False`: the cached ones"
     fn = _cache_file()
     cache = json.loads(fn.read_text()) if fn.exists() else {}
     for c in cfgs:
         src = sources[c.dataset, c.size]
         k = json.dumps(setting(_timed(c), src.mode))
-        if k not in cache:
+        if k not in cache and measure:
             cache[k] = _measure(_timed(c), src)
             write_atomic(fn, lambda tmp: tmp.write_text(json.dumps(cache, indent=1)))
     return {tuple(json.loads(k)): v for k, v in cache.items()}
@@ -106,17 +106,17 @@ def _ratios(timings: dict, results) -> dict:
         if t: out.setdefault(setting(c, '')[:-1], []).append(r.train_seconds/fit_seconds(t, c, r.n_train, r.n_valid, len(r.history)))
     return out
 
-def estimate(cfgs, results=None) -> tuple:
-    """(an `Estimate` per config, how far to trust them): this host's timings (measured where not cached), corrected by its
-    records of the same setting; a probe's features counted once per model. Trust: estimated over actual fit time of those
-    records before the correction (median, range, count)"""
+def estimate(cfgs, results=None, measure=True) -> tuple:
+    """(an `Estimate` per config, how far to trust them): this host's timings (measured where not cached, unless `measure` is
+    False: then NaN), corrected by its records of the same setting; a probe's features counted once per model. Trust:
+    estimated over actual fit time of those records before the correction (median, range, count)"""
     sources = {(c.dataset, c.size): None for c in cfgs}
     sources = {k: load_source(*k) for k in sources}
-    timings = calibrate(cfgs, sources)
+    timings = calibrate(cfgs, sources, measure)
     ratios, seen, out = _ratios(timings, results), set(), []
     for c in cfgs:
         src = sources[c.dataset, c.size]
-        t = timings[setting(_timed(c), src.mode)]
+        if (t := timings.get(setting(_timed(c), src.mode))) is None: out.append(Estimate(c, math.nan, math.nan)); continue
         n_valid, n_test = len(src.idx('valid')), len(src.idx('test'))
         if cached_path_applies(c):  # the backbone's features of every image once per model (unless cached); its head trains in seconds
             f = feature_file(c.arch, weights_id(c.arch), c.size, src)
@@ -132,9 +132,11 @@ def estimate(cfgs, results=None) -> tuple:
                      hi=max(inv, default=float('nan')))
 
 class Progress:
-    "After each finished run: runs done of the total and the minutes still estimated, rescaled by how the finished runs went"
+    """After each finished run: runs done of the total and the minutes still estimated, rescaled by how the finished runs went
+    (without this host's timings of every setting, each run counts the same)"""
     def __init__(self, ests, done_before=0, total=None):
-        self.left = {e.cfg.key(): e.seconds for e in ests}
+        timed = all(math.isfinite(e.seconds) for e in ests)
+        self.left = {e.cfg.key(): e.seconds if timed else 1. for e in ests}
         self.done, self.total, self.spent, self.planned = done_before, total or done_before + len(ests), 0., 0.
         self.start = time.time()
     def __call__(self, cfg) -> str:

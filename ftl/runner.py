@@ -122,7 +122,7 @@ def run_suite(suite: Suite, study: Study, executor=None) -> list:
     if suite.export: check_writable(lay.models)
     todo = pending_configs(suite, configs, lay.results)
     print(f"suite {suite.name}: {len(configs)} runs, {len(todo)} to train -> {lay.results/suite.name}/", flush=True)
-    progress = Progress(estimate(todo, lay.results)[0], len(configs) - len(todo), len(configs)) if todo else None
+    progress = Progress(estimate(todo, lay.results, measure=False)[0], len(configs) - len(todo), len(configs)) if todo else None  # no timing runs here
     def done(cfg, rec):
         save_record(rec, record_path(lay.results, suite.name, cfg.key())); summary_line(rec, 'ran')
         print(f"      {suite.name}: {progress(cfg)}", flush=True)
