@@ -232,9 +232,11 @@ def make_datablock(source: Source, fraction=1.0, seed=0, stats=imagenet_stats, a
                      batch_tfms=[*(augment or []), Normalize.from_stats(*stats)])
 
 def make_dls(source: Source, fraction=1.0, seed=0, bs=64, stats=None, augment=None, device=None, num_workers=0):
-    "fastai `DataLoaders` (train subset, full validation) for `source`"
+    """fastai `DataLoaders` (train subset, full validation) for `source`; the batch no larger than the training subset (fastai
+    drops the last, incomplete training batch: a subset smaller than `bs` would train on nothing)"""
     dblock = make_datablock(source, fraction, seed, stats or imagenet_stats, augment)
-    return dblock.dataloaders(source_items(source), bs=bs, device=device, num_workers=num_workers)
+    n_train = len(dblock.splitter.train)
+    return dblock.dataloaders(source_items(source), bs=min(bs, n_train), device=device, num_workers=num_workers)
 
 def labelled_test_dl(dls, source: Source):
     "The labelled test split as a `DataLoader` with the validation pipeline (never augmented)"

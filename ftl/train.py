@@ -93,7 +93,7 @@ def _hyperparams(cfg, learn, history, precision) -> dict:
     hp, loss = learn.opt.hypers[-1], describe_loss(learn.loss_func)
     return dict(optimizer=getattr(learn.opt_func, '__name__', str(learn.opt_func)),
                 opt_hypers={k: float(v) for k, v in hp.items() if k not in ('lr', 'mom')}, stages=history.stages,
-                batch_size=cfg.bs, epochs_max=sum(s['epochs_max'] for s in history.stages), epochs_run=len(history.epochs),
+                batch_size=learn.dls.train.bs, epochs_max=sum(s['epochs_max'] for s in history.stages), epochs_run=len(history.epochs),
                 early_stopping=None if cfg.monitor == 'last' or cfg.patience >= cfg.epochs else dict(monitor=cfg.monitor, patience=cfg.patience),
                 model_selection=dict(monitor=cfg.monitor, on='validation'),
                 augmentation=describe_augmentation(cfg.augment), mixup=cfg.mixup, head=cfg.head,

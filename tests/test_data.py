@@ -153,3 +153,9 @@ def test_tiny_and_empty_classes_and_missing_splits_are_clear_errors(tmp_path):
     for part in ('train', 'valid'): make_folder(root/part)
     with pytest.raises(DataError, match=r"no \['test'\]"): load_source(f'folder:{root}', 16)
     with pytest.raises(DatasetMissing, match='does not exist'): load_source(f'folder:{tmp_path/"nowhere"}', 16)
+
+def test_a_training_subset_smaller_than_the_batch_still_trains_on_every_image(synthetic):
+    "fastai drops the last incomplete training batch: a 5 % subset of 72 images with bs 64 would be no batch at all"
+    dls = make_dls(synthetic, 0.1, 0, bs=64)
+    n = len(dls.train.dataset)
+    assert dls.train.bs == n < 64 and len(dls.train) == 1 and sum(len(y) for _, y in dls.train) == n

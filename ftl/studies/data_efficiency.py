@@ -82,7 +82,7 @@ def budget_factor(fraction, min_share=0.25) -> float:
 # scratch: its own lr, augmentation that fits the images, and up to `scratch_epochs_factor` times the pretrained budget,
 # stopped once validation loss has not improved for `scratch_patience` epochs (its lowest-validation-loss epoch restored)
 DATA_EFFICIENCY = dict(seeds=(0, 1, 2), scratch_lr=1e-2, scratch_epochs_factor=3, scratch_patience=6)
-SETTINGS = {'tiny': dict(seeds=(0,))}  # per preset: a first look trains one seed per cell
+SETTINGS = {'tiny': dict(seeds=(0,), scratch_epochs_factor=1)}  # per preset: a first look trains one seed per cell, scratch on the pretrained budget
 
 def _data_efficiency_outputs(study, df):
     lay = study.layout
@@ -116,14 +116,14 @@ def data_efficiency(study: Study) -> list:
     rule; scratch, with augmentation that fits the images, trains until its validation loss plateaus (see DATA_EFFICIENCY)"""
     arch = study.arch or best_valid_arch(study)
     base = study.config(arch=arch)
-    fit = fitting_augmentation(census(study))
+    fit, settings = fitting_augmentation(census(study)), {**DATA_EFFICIENCY, **SETTINGS.get(study.preset, {})}
     def arms(f):
-        pt, sc = (int(round(base.epochs*k*budget_factor(f))) for k in (1, DATA_EFFICIENCY['scratch_epochs_factor']))
+        pt, sc = (int(round(base.epochs*k*budget_factor(f))) for k in (1, settings['scratch_epochs_factor']))
         return [dict(pretrained=True, strategy='fine-tune', epochs=pt, patience=pt),
                 dict(pretrained=True, strategy='feature-extraction', augment='none', epochs=pt, patience=pt),  # when is freezing enough?
                 dict(pretrained=False, strategy='full-finetune', lr=DATA_EFFICIENCY['scratch_lr'], augment=fit, epochs=sc,
                      patience=DATA_EFFICIENCY['scratch_patience'], monitor='valid_loss')]
-    seeds = study.seeds if 'seed' in study.fixed else {**DATA_EFFICIENCY, **SETTINGS.get(study.preset, {})}['seeds']
+    seeds = study.seeds if 'seed' in study.fixed else settings['seeds']
     return [study.config(arch=arch, **arm, fraction=f, seed=s) for f in FRACTIONS for s in seeds for arm in arms(f)]
 
 def _intervals(d: dict) -> str: return '; '.join(f'{pct(f, 0)} {interval(*x)}' for f, x in sorted(d.items(), reverse=True))
