@@ -92,7 +92,8 @@ class Estimate:
     cfg: Config
     fit: float
     other: float
-    factor: float = 1.0      # this host's records of the same setting: median actual over estimated fit time
+    factor: float = 1.0      # this host's records: median actual over estimated fit time (of the same setting where `own`)
+    own: bool = False
     @property
     def seconds(self) -> float: return self.fit*self.factor + self.other
 
@@ -114,6 +115,7 @@ def estimate(cfgs, results=None, measure=True) -> tuple:
     sources = {k: load_source(*k) for k in sources}
     timings = calibrate(cfgs, sources, measure)
     ratios, seen, out = _ratios(timings, results), set(), []
+    every = [x for v in ratios.values() for x in v]
     for c in cfgs:
         src = sources[c.dataset, c.size]
         if (t := timings.get(setting(_timed(c), src.mode))) is None: out.append(Estimate(c, math.nan, math.nan)); continue
@@ -124,10 +126,10 @@ def estimate(cfgs, results=None, measure=True) -> tuple:
             out.append(Estimate(c, 0., t['build'] + (len(src.labels)*t['eval_image'] if first else 0.)))
             continue
         n_train = len(subset_indices(src.labels, src.idx('train'), c.fraction, c.seed, src.classes))
-        r = ratios.get(setting(c, '')[:-1], [])
+        r = ratios.get(setting(c, '')[:-1], []) or every  # this setting's records, else all of this host's (the timings' load is shared)
         out.append(Estimate(c, fit_seconds(t, c, n_train, n_valid, c.epochs), t['build'] + (n_valid + n_test)*t['eval_image'],
-                            float(np.median(r)) if r else 1.0))
-    inv = [1/x for v in ratios.values() for x in v]
+                            float(np.median(r)) if r else 1.0, own=bool(ratios.get(setting(c, '')[:-1]))))
+    inv = [1/x for x in every]
     return out, dict(n=len(inv), median=float(np.median(inv)) if inv else float('nan'), lo=min(inv, default=float('nan')),
                      hi=max(inv, default=float('nan')))
 

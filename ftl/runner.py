@@ -207,7 +207,8 @@ def plan(names, study: Study) -> float:
         if name == 'architectures' and ests: candidates = tuple(dict.fromkeys(e.cfg.arch for e in ests))
         planned |= {e.cfg.key() for e in ests}
         print(f"\n{name}: {n} runs, {len(ests)} to train, about {secs/60:.0f} min" + (f" ({note})" if note and ests else ''))
-        for e in ests: print(f"  {e.seconds/60:7.1f} min  {e.cfg.key()}" + (f"  (x{e.factor:.2f}: this host's records)" if e.factor != 1 else ''))
+        for e in ests: print(f"  {e.seconds/60:7.1f} min  {e.cfg.key()}" + (f"  (x{e.factor:.2f}: this host's records"
+                             + ('' if e.own else ' of other settings') + ')' if e.factor != 1 else ''))
         total += secs
         if trust and trust['n']: trusts.append(trust)
     print(f"\ntotal: about {total/60:.0f} min ({total/3600:.1f} h) of training on this host")
