@@ -197,11 +197,13 @@ def _folder_arg(arg) -> tuple:
     path, _, task = arg.partition('#')
     return Path(path).expanduser().resolve(), task or None
 
-def _folder_card(arg) -> Path:
-    "The folder's README.md when it is a card (YAML front matter first), else None: a README of prose alone is no card"
-    p = _folder_arg(arg)[0]/'README.md'
+def card_in(folder: Path) -> Path | None:
+    "`folder`'s README.md when it is a card (YAML front matter first), else None: a README of prose alone is no card"
+    p = Path(folder)/'README.md'
     if not p.is_file(): return None
     with open(p, 'rb') as f: return p if f.read(3) == b'---' else None
+
+def _folder_card(arg) -> Path: return card_in(_folder_arg(arg)[0])
 
 def _folder_check(arg):
     "A task named after '#' must be defined by the folder's card, when the folder is there to look"

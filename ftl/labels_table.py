@@ -8,7 +8,7 @@ import pandas as pd
 from .errors import DataError, DatasetMissing
 from .data import register_dataset
 from .cards import parse_card
-from .datasets import images_source, _fingerprint, SPLIT_NAMES
+from .datasets import images_source, card_in, _fingerprint, SPLIT_NAMES
 
 __all__ = ['read_table', 'table_layout', 'FN_COLS', 'LABEL_COLS', 'SPLIT_COLS']
 
@@ -68,11 +68,7 @@ def table_layout(path: Path, opts: dict) -> tuple:
                              + (' ...' if len(missing) > 3 else ''))
     return rel, list(df[label]), None if split is None else [SPLIT_NAMES[s.lower()] for s in df[split]]
 
-def _card(arg) -> Path | None:
-    "The README.md beside the table when it is a card (YAML front matter first)"
-    p = _arg(arg)[0].parent/'README.md'
-    if not p.is_file(): return None
-    with open(p, 'rb') as f: return p if f.read(3) == b'---' else None
+def _card(arg) -> Path | None: return card_in(_arg(arg)[0].parent)  # the README.md card beside the table
 
 def _check(arg):
     "Options known; a task named after '#' defined by the card beside the table"
