@@ -52,7 +52,7 @@ def _measure(cfg: Config, source) -> dict:
     mixed_precision(learn, cfg.precision)
     timer = StepTimer()
     with learn.no_bar(), learn.no_logging(): learn.fit(1, cfg.lr, cbs=timer)
-    with tempfile.TemporaryDirectory() as tmp:  # the state every end-to-end run saves after each epoch
+    with tempfile.TemporaryDirectory() as tmp:  # the state an end-to-end run saves (once every CHECKPOINT_SECONDS)
         ckpt = Checkpoint(tmp, 'plan', History()); ckpt.learn = learn
         start = time.perf_counter(); ckpt.save('epoch'); save = time.perf_counter() - start
     first = sum(t for t, _ in timer.times[True][:timer.warmup])  # a fit's first batches: kernels chosen, buffers allocated
@@ -66,10 +66,10 @@ def calibrate(cfgs, sources: dict, measure=True) -> dict:
     fn = _cache_file()
     cache = json.loads(fn.read_text()) if fn.exists() else {}
     for c in cfgs:
-        src = sources[c.dataset, c.size]
-        k = json.dumps(setting(_timed(c), src.mode))
+        src, timed = sources[c.dataset, c.size], _timed(c)
+        k = json.dumps(setting(timed, src.mode))
         if k not in cache and measure:
-            cache[k] = _measure(_timed(c), src)
+            cache[k] = _measure(timed, src)
             write_atomic(fn, lambda tmp: tmp.write_text(json.dumps(cache, indent=1)))
     return {tuple(json.loads(k)): v for k, v in cache.items()}
 
@@ -111,8 +111,7 @@ def estimate(cfgs, results=None, measure=True) -> tuple:
     """(an `Estimate` per config, how far to trust them): this host's timings (measured where not cached, unless `measure` is
     False: then NaN), corrected by its records of the same setting; a probe's features counted once per model. Trust:
     estimated over actual fit time of those records before the correction (median, range, count)"""
-    sources = {(c.dataset, c.size): None for c in cfgs}
-    sources = {k: load_source(*k) for k in sources}
+    sources = {k: load_source(*k) for k in dict.fromkeys((c.dataset, c.size) for c in cfgs)}
     timings = calibrate(cfgs, sources, measure)
     ratios, seen, out = _ratios(timings, results), set(), []
     every = [x for v in ratios.values() for x in v]
@@ -138,12 +137,12 @@ class Progress:
     (without this host's timings of every setting, each run counts the same)"""
     def __init__(self, ests, done_before=0, total=None):
         timed = all(math.isfinite(e.seconds) for e in ests)
-        self.left = {e.cfg.key(): e.seconds if timed else 1. for e in ests}
+        self.left = {e.cfg: e.seconds if timed else 1. for e in ests}  # configs are hashable: no key (a folder's files hashed) per run
         self.done, self.total, self.spent, self.planned = done_before, total or done_before + len(ests), 0., 0.
         self.start = time.time()
     def __call__(self, cfg) -> str:
         self.done += 1
-        self.planned += self.left.pop(cfg.key(), 0.)
+        self.planned += self.left.pop(cfg, 0.)
         self.spent, self.start = self.spent + time.time() - self.start, time.time()
         scale = self.spent/self.planned if self.planned > 0 else 1.
         return f"{self.done}/{self.total} runs done, about {sum(self.left.values())*scale/60:.0f} min left"
