@@ -5,7 +5,7 @@ from typing import Annotated
 from fastcore.script import call_parse
 from ftl.studies import SUITES, Study, run, plan as print_plan
 from ftl.config import PRESETS
-from ftl.data import dataset_help
+from ftl.data import dataset_help, resolved
 from ftl.errors import UserError
 
 ALL = [s for s in SUITES if s != 'smoke']  # the whole study in its order, without the smoke run
@@ -40,8 +40,9 @@ def main(suite:Annotated[str, SUITE_HELP, dict(choices=[*SUITES, 'all'])]='smoke
         study = Study(dataset=dataset, arch=arch, preset=preset, online=online, results=results, card=card,
                       fixed={k: v for k, v in given.items() if v is not None}, workers=workers, address=ray_address)
         names = ALL if suite == 'all' else [suite]
-        if plan: return print_plan(names, study)
-        for i, name in enumerate(names, 1):
-            if len(names) > 1: print(f"== {name} ({i} of {len(names)})", flush=True)
-            run(name, study)
+        with resolved():  # the dataset looked up, and a folder's files hashed, once per command
+            if plan: return print_plan(names, study)
+            for i, name in enumerate(names, 1):
+                if len(names) > 1: print(f"== {name} ({i} of {len(names)})", flush=True)
+                run(name, study)
     except UserError as e: sys.exit(f"error: {e}")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import hashlib, json, math, re
 from dataclasses import dataclass, fields, replace
 from .errors import ConfigError, DataError
-from .data import check_dataset_name, dataset_id
+from .data import resolve_dataset, dataset_id
 from .models import get_arch
 from .features import cached_path_applies
 from .strategies import STRATEGIES, AUGMENTATIONS, N_GROUPS
@@ -39,10 +39,10 @@ class Config:
     precision: str = 'auto'      # 'auto': fp16 (to_fp16) where CUDA exists, else fp32; 'fp32'; or 'bf16' (autocast, CPU or CUDA)
     skip_bad_images: bool = False  # folder datasets: list and skip unreadable images instead of stopping
 
-    def key(self) -> str:
+    def key(self, dataset=None) -> str:
         "A readable, unique file name: the fields that differ from the defaults (and a folder dataset's content) hashed"
         changed = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != f.default}
-        ident = dataset_id(self.dataset)
+        ident = dataset_id(dataset or self.dataset)  # a resolved `Dataset` hashes a folder's files once
         h = hashlib.sha1(json.dumps({**changed, **({'data': ident} if ident else {})}, sort_keys=True).encode()).hexdigest()[:8]
         init = 'pt' if self.pretrained else 'scratch'
         name = re.sub(r'[:#?&=]', '-', self.dataset.replace('/', '_'))  # a file name, whatever the dataset's argument
@@ -51,11 +51,15 @@ class Config:
 
     def validate(self):
         "Check every field at the boundary, with a message that names the field, the value and what is allowed"
+        self.resolve(); return self
+
+    def resolve(self) -> tuple:
+        "(`Dataset`, `Arch`) of this run, each name looked up once at the boundary, with every field checked"
         def need(ok, field, allowed):
             if not ok: raise ConfigError(f"Config.{field} must be {allowed}, got {getattr(self, field)!r}")
         num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
         integer = lambda v: isinstance(v, int) and not isinstance(v, bool)
-        try: check_dataset_name(self.dataset)
+        try: dataset = resolve_dataset(self.dataset)
         except DataError as e: raise ConfigError(f'Config.dataset: {e}') from None
         a = get_arch(self.arch)
         need(integer(self.size) and self.size >= 16 and self.size % a.size_multiple == 0, 'size',
@@ -80,7 +84,7 @@ class Config:
         need(self.monitor in MONITORS, 'monitor', f'one of {list(MONITORS)}')
         for b in ('pretrained', 'mixup', 'class_weights', 'tta', 'skip_bad_images'): need(isinstance(getattr(self, b), bool), b, 'True or False')
         need(self.precision in PRECISIONS, 'precision', f'one of {list(PRECISIONS)}')
-        return self
+        return dataset, a
 
 PRESETS = {  # settings for a kind of machine: Config fields, plus the seeds and augmentation arms a suite runs
     'tiny': dict(size=32, epochs=4, patience=4, bs=16, seeds=(0,), augment_arms=('none', 'fastai')),  # a first look at a new dataset, minutes on 2 CPU cores

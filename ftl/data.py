@@ -1,7 +1,9 @@
 "Datasets decoded once into memory-mapped uint8 stores, the dataset registry, stratified subset splitters and the fastai `DataBlock`"
 from __future__ import annotations
-import importlib.util
+import contextvars, importlib.util
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np, torch
@@ -13,7 +15,7 @@ from .errors import DataError, DatasetMissing
 from .files import cache_dir
 from .store import open_store, write_store
 
-__all__ = ['Source', 'load_source', 'dataset_id', 'check_dataset_name', 'register_dataset', 'find_dataset', 'dataset_help', 'DATASETS',
+__all__ = ['Source', 'Dataset', 'resolve_dataset', 'resolved', 'load_source', 'dataset_id', 'check_dataset_name', 'register_dataset', 'find_dataset', 'dataset_help', 'DATASETS',
            'cache_dir', 'stratified_split', 'subset_indices', 'StratifiedSubsetSplitter', 'decode_image', 'decoded_store', 'ImageInput',
            'source_items', 'make_datablock', 'make_dls', 'labelled_test_dl', 'SPLIT_SEED', 'SOURCES']
 
@@ -174,20 +176,57 @@ def find_dataset(name: str) -> tuple:
             return e, arg
     raise DataError(f"Unknown dataset {name!r}; use one of {dataset_help()}")
 
+@dataclass(eq=False)
+class Dataset:
+    "A dataset name resolved once: its registry entry and argument; loads, identifies and finds its card without looking up again"
+    name: str
+    entry: DatasetEntry
+    arg: str = None
+    def load(self, size: int, skip_bad: bool = False) -> Source:
+        "The images decoded at `size` x `size` pixels; `skip_bad` lists and skips unreadable images instead of stopping"
+        if not isinstance(size, int) or size < 1: raise DataError(f"size must be a positive number of pixels, got {size!r}")
+        e = self.entry
+        return e.load(size, skip_bad=skip_bad) if self.arg is None else e.load(self.arg, size, skip_bad=skip_bad)
+    @cached_property
+    def ident(self) -> str:
+        "Content identity beyond the name (a class folder's files and bytes, hashed once); '' for packaged and official data"
+        return self.entry.ident(self.arg) if self.entry.ident else ''
+    @property
+    def card_path(self):
+        "Path of the dataset's own card file, or None"
+        return self.entry.card(self.arg) if self.entry.card else None
+
+_RESOLVED = contextvars.ContextVar('ftl_resolved_datasets', default=None)  # name -> Dataset, inside `resolved()`
+
+@contextmanager
+def resolved():
+    """Within this block each dataset name is looked up, and a folder's files hashed, once: the edge of one command or run (a
+    folder edited between two commands, or two `ftl.train` calls in a notebook, is identified afresh)"""
+    if _RESOLVED.get() is not None: yield; return  # an outer block already resolves
+    token = _RESOLVED.set({})
+    try: yield
+    finally: _RESOLVED.reset(token)
+
+def resolve_dataset(name) -> Dataset:
+    "The `Dataset` called `name` (a `Dataset` passes through; once per name inside `resolved()`), else a `DataError` listing them"
+    if isinstance(name, Dataset): return name
+    memo = _RESOLVED.get()
+    if memo is not None and name in memo: return memo[name]
+    ds = Dataset(name, *find_dataset(name))
+    if memo is not None: memo[name] = ds
+    return ds
+
 def check_dataset_name(name: str) -> str:
     "`name` if it names a registered dataset, else a `DataError` listing them"
-    find_dataset(name); return name
+    resolve_dataset(name); return name
 
-def dataset_id(name: str) -> str:
-    "Content identity of a dataset beyond its name (a class folder's files and bytes); '' for packaged and official data"
-    e, arg = find_dataset(name)
-    return e.ident(arg) if e.ident else ''
+def dataset_id(name) -> str:
+    "Content identity of a dataset (name or `Dataset`) beyond its name; '' for packaged and official data"
+    return resolve_dataset(name).ident
 
-def load_source(name: str, size: int, skip_bad: bool = False) -> Source:
-    "The dataset called `name` decoded at `size` x `size` pixels; `skip_bad` lists and skips unreadable images instead of stopping"
-    e, arg = find_dataset(name)
-    if not isinstance(size, int) or size < 1: raise DataError(f"size must be a positive number of pixels, got {size!r}")
-    return e.load(size, skip_bad=skip_bad) if arg is None else e.load(arg, size, skip_bad=skip_bad)
+def load_source(name, size: int, skip_bad: bool = False) -> Source:
+    "The dataset (name or `Dataset`) decoded at `size` x `size` pixels; `skip_bad` lists and skips unreadable images"
+    return resolve_dataset(name).load(size, skip_bad)
 
 def __getattr__(name):
     if name == 'SOURCES': return dataset_help()  # the old constant, now derived from the registry

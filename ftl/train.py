@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np, torch, fastai, timm, sklearn
 from fastai.vision.all import EarlyStoppingCallback, SaveModelCallback, MixUp, set_seed, default_device
 from .metrics import fastai_metrics
-from .data import load_source, make_dls, labelled_test_dl, subset_indices, dataset_id
+from .data import make_dls, labelled_test_dl, subset_indices
 from .config import Config, PRESETS, MONITORS, PRECISIONS, preset_config, grid_runs, strategy_order
 from .callbacks import History, Checkpoint, PlainTensors, CPUBFloat16, mixed_precision
 from .models import create_learner, norm_stats, get_arch, weights_file, weights_id
@@ -22,10 +22,12 @@ from .files import cache_dir
 
 __all__ = ['prepare', 'build_learner', 'train', 'run', 'run_config', 'export']
 
-def prepare(cfg: Config):
-    "Decode the dataset and convert the packaged weights into the cache (nothing random happens here): a cold cache == a warm one"
-    source = load_source(cfg.dataset, cfg.size, cfg.skip_bad_images)
-    if cfg.pretrained and get_arch(cfg.arch).weights.startswith('package:'): weights_file(cfg.arch)
+def prepare(cfg: Config, dataset=None, arch=None):
+    """Decode the dataset and convert the packaged weights into the cache (nothing random happens here): a cold cache == a warm
+    one; `dataset` and `arch` are the run's resolved `Dataset` and `Arch` (`cfg.resolve()` when not given)"""
+    if dataset is None or arch is None: dataset, arch = cfg.resolve()
+    source = dataset.load(cfg.size, cfg.skip_bad_images)
+    if cfg.pretrained and arch.weights.startswith('package:'): weights_file(arch)
     return source
 
 def _class_weights(source, train_idx) -> torch.Tensor:
@@ -41,23 +43,23 @@ def check_ordered(source):
                           "dataset card does not say `ordered: true`: add that line to the card (if the label order is the levels' order) "
                           "or use loss 'cross-entropy'")
 
-def build_learner(cfg: Config, source=None, device=None):
+def build_learner(cfg: Config, source=None, device=None, arch=None):
     "The `Learner` of `cfg` (and its source): stratified subset DataLoaders, explicit normalisation, metrics, loss"
-    source = source or load_source(cfg.dataset, cfg.size, cfg.skip_bad_images)
+    source, arch = source or prepare(cfg), arch or get_arch(cfg.arch)
     if cfg.loss == 'ordinal': check_ordered(source)
-    stats = norm_stats(cfg.arch)  # the scratch arm uses its pretrained twin's statistics too
+    stats = norm_stats(arch)  # the scratch arm uses its pretrained twin's statistics too
     dls = make_dls(source, cfg.fraction, cfg.seed, cfg.bs, stats, augmentations(cfg.augment), device=device)
     train_idx = subset_indices(source.labels, source.idx('train'), cfg.fraction, cfg.seed, source.classes)
     weight = _class_weights(source, train_idx) if cfg.class_weights else None
-    learn = create_learner(dls, cfg.arch, pretrained=cfg.pretrained, size=cfg.size, head=cfg.head, cbs=[PlainTensors()],
+    learn = create_learner(dls, arch, pretrained=cfg.pretrained, size=cfg.size, head=cfg.head, cbs=[PlainTensors()],
                            metrics=fastai_metrics(), loss_func=make_loss(cfg.loss, len(source.classes), weight))
     learn.recorder.train_metrics = False
     return learn, source
 
-def _probe_learner(cfg, source, train_idx, device):
+def _probe_learner(cfg, source, arch, train_idx, device):
     "The cached-feature path: backbone features of every image (cached), a linear head on them; and the test DataLoader"
     start = time.time()
-    feats, hit = cached_features(cfg.arch, weights_id(cfg.arch), cfg.size, source, lambda: build_learner(cfg, source, device)[0])
+    feats, hit = cached_features(arch.name, weights_id(arch), cfg.size, source, lambda: build_learner(cfg, source, device, arch)[0])
     set_seed(cfg.seed, reproducible=True)  # the head's init and the batch order do not depend on the cache's state
     weight = _class_weights(source, train_idx) if cfg.class_weights else None
     learn, tdl = feature_learner(feats, source, train_idx, cfg.bs, fastai_metrics(), device, loss_func=make_loss(cfg.loss, len(source.classes), weight))
@@ -120,29 +122,29 @@ def _evaluate(learn, tdl, classes, tta_dl=None) -> tuple:
     if not (ttargs.numpy() == y).all(): raise RuntimeError('test-time augmentation changed the order of the test images')
     return plain, test_metrics(y, tpreds.argmax(1).numpy(), classes), preds
 
-def _tta_dl(cfg, source, tdl):
+def _tta_dl(cfg, source, arch, tdl):
     "The test DataLoader whose training-mode transforms fastai's `tta` applies: the run's augmentation, else TTA_AUGMENT"
     if cfg.augment != 'none': return tdl
-    dls = make_dls(source, cfg.fraction, cfg.seed, cfg.bs, norm_stats(cfg.arch), augmentations(TTA_AUGMENT))
+    dls = make_dls(source, cfg.fraction, cfg.seed, cfg.bs, norm_stats(arch), augmentations(TTA_AUGMENT))
     return labelled_test_dl(dls, source)
 
 def train(cfg: Config, device=None) -> tuple:
     "Train `cfg`: restore its best validation epoch, evaluate the test split once; returns (learner, `Record`)"
-    cfg.validate()
-    source = prepare(cfg)
+    dataset, arch = cfg.resolve()  # the names looked up once, here; the resolved objects go inward
+    source = prepare(cfg, dataset, arch)
     device = device or default_device()
     train_idx = subset_indices(source.labels, source.idx('train'), cfg.fraction, cfg.seed, source.classes)
     probe = cached_path_applies(cfg)  # the path is chosen once
-    if probe: learn, tdl, extra = _probe_learner(cfg, source, train_idx, device)
+    if probe: learn, tdl, extra = _probe_learner(cfg, source, arch, train_idx, device)
     else:
         set_seed(cfg.seed, reproducible=True)
-        (learn, _), extra = build_learner(cfg, source, device), {}
+        (learn, _), extra = build_learner(cfg, source, device, arch), {}
         tdl = labelled_test_dl(learn.dls, source)
         vocab = list(learn.dls.vocab)
         if vocab != list(source.classes): raise RuntimeError(f"Model outputs are ordered {vocab}, the source's classes {source.classes}")
     precision = 'fp32' if probe else mixed_precision(learn, cfg.precision)
     history, fit = History(), (lambda l, c, cbs: l.fit_one_cycle(c.epochs, c.lr, cbs=cbs)) if probe else STRATEGIES[cfg.strategy]
-    key = cfg.key()  # hashes a folder dataset's files: once per run
+    key = cfg.key(dataset)  # a folder dataset's files hashed once per run, by the resolved `Dataset`
     ckpt = None if probe else Checkpoint(cache_dir('checkpoints', key), key, history)  # a probe retrains in seconds
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='.*upsample_bicubic2d.*')
@@ -150,15 +152,15 @@ def train(cfg: Config, device=None) -> tuple:
         with learn.no_bar() if not sys.stdout.isatty() else nullcontext():  # logs get one line per epoch, not a bar per batch
             fit(learn, cfg, _callbacks(cfg, history) + ([ckpt] if ckpt else []))
         train_seconds = time.time() - start + (ckpt.seconds_before if ckpt else 0.)
-    test, test_tta, preds = _evaluate(learn, tdl, list(source.classes), _tta_dl(cfg, source, tdl) if cfg.tta and not probe else None)
+    test, test_tta, preds = _evaluate(learn, tdl, list(source.classes), _tta_dl(cfg, source, arch, tdl) if cfg.tta and not probe else None)
     counts = np.bincount(source.labels[train_idx], minlength=len(source.classes))
     record = Record(version=SCHEMA_VERSION, key=key, config=asdict(cfg), vocab=list(source.classes),
-                    data_id=dataset_id(cfg.dataset), n_train=len(train_idx), n_train_per_class=dict(zip(source.classes, counts.tolist())),
+                    data_id=dataset.ident, n_train=len(train_idx), n_train_per_class=dict(zip(source.classes, counts.tolist())),
                     n_valid=len(source.idx('valid')), n_test=len(source.idx('test')),
-                    normalization=dict(zip(('mean', 'std'), map(list, norm_stats(cfg.arch)))), history=history.epochs,
+                    normalization=dict(zip(('mean', 'std'), map(list, norm_stats(arch)))), history=history.epochs,
                     best_epoch=_best_epoch(cfg, history), test=test, test_tta=test_tta, predictions=preds, hyperparams=_hyperparams(cfg, learn, history, precision),
                     train_path='cached-features' if probe else 'end-to-end', train_seconds=train_seconds, **extra,
-                    arch=asdict(get_arch(cfg.arch)), params=sum(p.numel() for p in learn.model.parameters()), env=_env(device),
+                    arch=asdict(arch), params=sum(p.numel() for p in learn.model.parameters()), env=_env(device),
                     notes=[f'resumed after epoch {ckpt.resumed_after} from a checkpoint'] if ckpt and ckpt.resumed_after else [])
     record.validate()
     if ckpt: ckpt.clear()

@@ -89,3 +89,18 @@ def test_a_new_source_is_one_registration_and_every_name_derives_from_it():
     finally: DATASETS.pop('tiny')
     with pytest.raises(DataError, match=r"Unknown dataset 'tiny'.*'elpv'.*'folder:<path>'"): check_dataset_name('tiny')
     with pytest.raises(DataError, match='Unknown dataset'): check_dataset_name('folder:')
+
+def test_a_folder_is_identified_once_per_command_and_afresh_after(tmp_path, monkeypatch):
+    import ftl.datasets as fd
+    from ftl.data import resolved
+    from ftl.config import Config
+    root, hashed = make_folder(tmp_path/'d', card=None), []
+    monkeypatch.setattr(fd, '_fingerprint', lambda path, rel, f=fd._fingerprint: hashed.append(path) or f(path, rel))
+    cfgs = [Config(dataset=f'folder:{root}', size=16, seed=s) for s in range(5)]
+    with resolved():
+        keys = [c.key() for c in cfgs] + [c.key() for c in cfgs]
+        dataset, arch = cfgs[0].resolve()
+        assert dataset.ident and arch.name == cfgs[0].arch and cfgs[0].key(dataset) == keys[0]
+    assert len(hashed) == 1 and len(set(keys)) == 5  # ten keys, one hash of the files
+    Image.fromarray(np.zeros((12, 12), np.uint8)).save(root/'wide'/'0.png')  # one image changed between two commands
+    assert cfgs[0].key() != keys[0] and len(hashed) == 2  # outside a command's block: hashed afresh, a new key
