@@ -81,7 +81,15 @@ def budget_factor(fraction, min_share=0.25) -> float:
 
 # scratch: its own lr, augmentation that fits the images, and up to `scratch_epochs_factor` times the pretrained budget,
 # stopped once validation loss has not improved for `scratch_patience` epochs (its lowest-validation-loss epoch restored)
-DATA_EFFICIENCY = dict(seeds=(0, 1, 2), scratch_lr=1e-2, scratch_epochs_factor=3, scratch_patience=6)
+# the scratch lr per family (the first whose name the architecture's family starts with, else 'default'): the CNN grids ran at
+# 1e-2; a randomly initialised ViT's training loss (lr_find, bench/scratch_lr.py -> results/benchmark/scratch_lr.txt) bottoms
+# out near 1e-3 and is unstable above it, so it trains at the valley's order of magnitude (results/decisions.csv)
+DATA_EFFICIENCY = dict(seeds=(0, 1, 2), scratch_lr={'ViT': 1e-4, 'default': 1e-2}, scratch_epochs_factor=3, scratch_patience=6)
+
+def scratch_lr(arch) -> float:
+    "The from-scratch arm's peak learning rate for `arch` (DATA_EFFICIENCY['scratch_lr'] by family)"
+    family, lrs = get_arch(arch).family, DATA_EFFICIENCY['scratch_lr']
+    return next((lr for f, lr in lrs.items() if family.startswith(f)), lrs['default'])
 SETTINGS = {'tiny': dict(seeds=(0,), scratch_epochs_factor=1)}  # per preset: a first look trains one seed per cell, scratch on the pretrained budget
 
 def _data_efficiency_outputs(study, df):
@@ -121,7 +129,7 @@ def data_efficiency(study: Study) -> list:
         pt, sc = (int(round(base.epochs*k*budget_factor(f))) for k in (1, settings['scratch_epochs_factor']))
         return [dict(pretrained=True, strategy='fine-tune', epochs=pt, patience=pt),
                 dict(pretrained=True, strategy='feature-extraction', augment='none', epochs=pt, patience=pt),  # when is freezing enough?
-                dict(pretrained=False, strategy='full-finetune', lr=DATA_EFFICIENCY['scratch_lr'], augment=fit, epochs=sc,
+                dict(pretrained=False, strategy='full-finetune', lr=scratch_lr(arch), augment=fit, epochs=sc,
                      patience=DATA_EFFICIENCY['scratch_patience'], monitor='valid_loss')]
     seeds = study.seeds if 'seed' in study.fixed else settings['seeds']
     return [study.config(arch=arch, **arm, fraction=f, seed=s) for f in FRACTIONS for s in seeds for arm in arms(f)]
