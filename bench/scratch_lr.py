@@ -1,6 +1,6 @@
 """The from-scratch arm's learning rate, checked on its own model before its runs: fastai's `lr_find` on the data-efficiency
 scratch config at 100 % (random init, its augmentation, its batch size), on training loss only. Prints the suggestions beside
-the lr the grid uses (data_efficiency.scratch_lr) and saves the curve.   python bench/scratch_lr.py [arch]  ->  results/benchmark/scratch_lr.{txt,png}"""
+the lr the grid uses (data_efficiency.scratch_lr) and saves the curve.   python bench/scratch_lr.py [arch]  ->  results/benchmark/scratch-lr.{txt,png}"""
 import sys, warnings
 warnings.filterwarnings('ignore')
 import matplotlib; matplotlib.use('Agg')
@@ -19,5 +19,5 @@ lines = [f"scratch config: {cfg.key()} (augment {cfg.augment}, bs {learn.dls.bs}
          f"the grid's scratch lr for {cfg.arch}: {scratch_lr(cfg.arch)}",
          *(f"lr_find {name}: {value:.2e}" for name, value in found._asdict().items())]
 print('\n'.join(lines))
-open('results/benchmark/scratch_lr.txt', 'w').write('\n'.join(lines) + '\n')
-import matplotlib.pyplot as plt; plt.gcf().savefig('results/benchmark/scratch_lr.png', dpi=100, bbox_inches='tight')
+open('results/benchmark/scratch-lr.txt', 'w').write('\n'.join(lines) + '\n')
+import matplotlib.pyplot as plt; plt.gcf().savefig('results/benchmark/scratch-lr.png', dpi=100, bbox_inches='tight')

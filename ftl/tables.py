@@ -109,22 +109,40 @@ def crossing_fraction(fractions, pretrained_means, level) -> float:
     t = (level - m[i-1])/(m[i] - m[i-1])
     return float(np.exp(np.log(f[i-1]) + t*(np.log(f[i]) - np.log(f[i-1]))))
 
-def crossing(df: pd.DataFrame, metric='test_accuracy', n_boot=2000, seed=0) -> dict:
-    "Fraction of training data at which the fine-tuned pretrained model matches scratch@100 %, with a 95 % bootstrap interval over seeds"
+def seed_curves(df: pd.DataFrame, metric: str) -> tuple:
+    "(fine-tuned: seed x fraction, scratch on all the data: per seed) of `metric`, over the seeds both arms have in full"
     df = efficiency_arms(df)
-    pt, sc = df[df.init == 'fine-tuned'], df[(df.init == 'scratch') & (df.fraction == 1.0)]
-    if pt.empty or sc.empty: return dict(metric=metric, fraction=np.nan, lo95=np.nan, hi95=np.nan, level=np.nan)
-    fr = sorted(pt.fraction.unique())
-    groups = [pt[pt.fraction == f][metric].values for f in fr]
-    level = sc[metric].mean()
-    est = crossing_fraction(fr, [g.mean() for g in groups], level)
-    rng = np.random.default_rng(seed)
-    boots = np.array([crossing_fraction(fr, [rng.choice(g, len(g)).mean() for g in groups], rng.choice(sc[metric].values, len(sc)).mean())
-                      for _ in range(n_boot)])
+    pt = df[df.init == 'fine-tuned'].pivot_table(index='seed', columns='fraction', values=metric).dropna()
+    sc = df[(df.init == 'scratch') & (df.fraction == 1.0)].set_index('seed')[metric]
+    seeds = pt.index.intersection(sc.index)
+    return pt.loc[seeds], sc.loc[seeds]
+
+def seed_level(df: pd.DataFrame, a='fine-tuned', b='scratch', metric='test_macro_f1') -> dict:
+    """Arm `a` minus arm `b` with the seed as the unit, since a seed's nested fractions share their images: per seed, the
+    difference averaged over the fractions and its slope per halving of the data; each a 95 % t-interval over seeds"""
+    arms = efficiency_arms(df)
+    wide = lambda arm: arms[arms.init == arm].pivot_table(index='seed', columns='fraction', values=metric)
+    gain = (wide(a) - wide(b)).dropna()  # seeds with every fraction in both arms
+    if gain.empty: return dict(n=0, mean=(np.nan,)*3, slope=(np.nan,)*3)
+    halvings = -np.log2(gain.columns.to_numpy(float))
+    slope = pd.Series([np.polyfit(halvings, row, 1)[0] for row in gain.to_numpy()], index=gain.index)
+    zero = lambda x: pd.Series(0., index=x.index)
+    return dict(n=len(gain), mean=paired_diff(gain.mean(axis=1), zero(gain)), slope=paired_diff(slope, zero(slope)))
+
+def crossing(df: pd.DataFrame, metric='test_accuracy', n_boot=2000, seed=0) -> dict:
+    """Fraction of training data at which the fine-tuned pretrained model matches scratch@100 %, with a 95 % bootstrap interval
+    that resamples whole seeds (a seed's curve and its scratch run together: its nested fractions are not independent)"""
+    pt, sc = seed_curves(df, metric)
+    if pt.empty: return dict(metric=metric, fraction=np.nan, lo95=np.nan, hi95=np.nan, level=np.nan)
+    fr, curves, levels = list(pt.columns), pt.to_numpy(), sc.to_numpy()
+    level = float(levels.mean())
+    est = crossing_fraction(fr, curves.mean(0), level)
+    draws = np.random.default_rng(seed).integers(0, len(levels), (n_boot, len(levels)))
+    boots = np.array([crossing_fraction(fr, curves[d].mean(0), levels[d].mean()) for d in draws])
     reached = np.isfinite(boots)
     lo, hi = np.quantile(boots[reached], [0.025, 0.975]) if reached.any() else (np.nan, np.nan)
-    return dict(metric=metric, level=float(level), fraction=est, lo95=float(lo), hi95=float(hi), boot_reached=float(reached.mean()),
-                smallest_measured=float(fr[0]), at_most_smallest=bool(np.isfinite(est) and est == fr[0]))
+    return dict(metric=metric, level=level, fraction=est, lo95=float(lo), hi95=float(hi), boot_reached=float(reached.mean()),
+                seeds=len(levels), smallest_measured=float(fr[0]), at_most_smallest=bool(np.isfinite(est) and est == fr[0]))
 
 def sci(x: float) -> str:
     "A learning rate or divisor in short scientific notation: 2e-3, 4.6e-5, 1e5"

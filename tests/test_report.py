@@ -51,14 +51,14 @@ def test_a_report_over_ten_pages_is_refused_not_truncated(tmp_path, monkeypatch)
     with pytest.raises(RuntimeError, match='11 pages, more than 10'): report.build_report({}, tmp_path, tmp_path/'out')
 
 def test_a_claim_is_decided_by_its_test_and_one_without_inputs_has_no_outcome():
-    raw = dict(pretraining_pairs=dict(ahead=14, behind=1),
+    raw = dict(pretraining_seed_mean=(0.07, 0.01, 0.13),  # the seed as the unit: the mean gain over fractions, per seed
                pretraining_gain={1.0: (0.08, -0.02, 0.18), 0.05: (0.05, -0.01, 0.13)})  # every fraction's interval includes zero
     out = prose.check_claims(raw)
-    assert out['pretraining-sign-test']['holds'] and 'sign test p < 0.001' in out['pretraining-sign-test']['evidence']
-    assert not out['pretraining-clear-every-fraction']['holds']  # the pooled test supports a claim the per-fraction intervals do not
+    assert out['pretraining-ahead-seed-level']['holds'] and out['pretraining-ahead-seed-level']['evidence'] == '+0.070 [+0.010, +0.130]'
+    assert not out['pretraining-clear-every-fraction']['holds']  # the seed-level mean supports a claim the per-fraction intervals do not
     assert 'resolution-helps' not in out  # its inputs are missing: no outcome, no error
-    raw['pretraining_pairs'] = dict(ahead=3, behind=2)  # 3 of 5 is chance
-    assert not prose.check_claims(raw)['pretraining-sign-test']['holds']
+    raw['pretraining_seed_mean'] = (0.07, -0.04, 0.18)
+    assert not prose.check_claims(raw)['pretraining-ahead-seed-level']['holds']
     a, b = dict(seeds=[0.628, 0.583, 0.644]), dict(seeds=[0.568, 0.555, 0.567])  # the study's best two backbones
     check = lambda a, b: prose.CLAIMS['best-backbone-separated'].check(dict(arch_valid=dict(a=a, b=b), arch_ranked=['a', 'b']))
     assert check(a, b) == (False, 'Welch t-test p = 0.09, 3 and 3 seeds')  # three seeds, a lead of 0.055: not separated

@@ -47,6 +47,21 @@ def test_efficiency_table_and_crossing_on_known_runs():
     assert c['level'] == pytest.approx(0.80) and c['fraction'] == pytest.approx(np.sqrt(0.1*0.25))
     assert c['lo95'] <= c['fraction'] <= c['hi95']
 
+def test_seed_level_statistics_take_the_seed_as_the_unit():
+    fr = [1.0, 0.5, 0.25, 0.1, 0.05]
+    gain = {0: 0.02, 1: 0.06, 2: 0.10}  # per seed, a gain that grows by `seed/100` per halving of the data
+    halvings = dict(zip(fr, -np.log2(fr)))
+    df = pd.DataFrame([row(True, f, s, 0.7 + gain[s] + s/100*halvings[f]) for f in fr for s in range(3)] +
+                      [row(False, f, s, 0.7) for f in fr for s in range(3)])
+    lvl = tables.seed_level(df)
+    means = [gain[s] + s/100*np.mean(list(halvings.values())) for s in range(3)]
+    assert lvl['n'] == 3 and lvl['mean'][0] == pytest.approx(np.mean(means)) and lvl['slope'][0] == pytest.approx(0.01)
+    from scipy import stats  # the interval has 2 degrees of freedom (3 seeds), not 14 (15 pooled pairs)
+    assert lvl['mean'][2] - lvl['mean'][0] == pytest.approx(stats.t.ppf(0.975, 2)*np.std(means, ddof=1)/np.sqrt(3))
+    c = tables.crossing(df, 'test_accuracy', n_boot=300)  # scratch never catches up: found at the smallest fraction
+    assert c['seeds'] == 3 and c['fraction'] == 0.05
+    assert tables.seed_level(df[df.seed != 2].iloc[1:])['n'] == 1  # a seed missing a fraction drops out whole
+
 def test_formatting_writes_integers_as_integers_and_means_with_std(tmp_path):
     df = pd.DataFrame(dict(arch=['a'], seeds=[3], epochs=[7.0], test_accuracy_mean=[0.71234], test_accuracy_std=[0.0123], lr=[0.002]))
     md = tables.formatted(df)
