@@ -26,7 +26,10 @@ def values(v, raw, frames, lay, p):
             'test macro-F1': lambda r: pm(r.test_macro_f1_mean, r.test_macro_f1_std),
             'valid macro-F1': lambda r: pm(r.valid_macro_f1_mean, r.valid_macro_f1_std),
             'params (M)': lambda r: num(r.params_M, 2), **({'MB': lambda r: num(r.size_mb, 1)} if 'size_mb' in t else {})}
-    cols.update({f"ms, {c.split('_')[2][:-2]} px": (lambda r, c=c: num(r[c], 1)) for c in lat})
+    cols.update({f"CPU ms, {c.split('_')[2][:-2]} px": (lambda r, c=c: num(r[c], 1)) for c in lat})
+    gpu = sorted((c for c in t.columns if c.startswith('gpu_ms_') and c.endswith('px')), key=lambda c: int(c.split('_')[2][:-2]))
+    cols.update({f"GPU ms, {c.split('_')[2][:-2]} px": (lambda r, c=c: num(r[c], 1)) for c in gpu} if gpu else
+                {'GPU ms': lambda r: 'not measured: no GPU'})  # `--suite benchmark` on a CUDA machine fills it
     v['architectures'] = table(t, cols)
     runs = grid_runs(p['name'])
     fits = tables.grid_candidates(a, p.get('grid_hours'), runs)  # the rule choices.best_arch applies
