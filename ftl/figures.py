@@ -151,14 +151,18 @@ def error_gallery(errors, images, path, maps=None, title='', per_row=3, width=WI
 
 @mpl.rc_context(PRINT)
 def metric_vs(table, x, metrics, path, title='', xlabel=None, right=None, width=4.2) -> Path:
-    "Metrics (columns of `table`) against column `x`, one line each; optionally a cost column on a right axis. `width` inches wide"
-    fig, ax = plt.subplots(figsize=(width, width*0.55))
+    """Metrics (columns of `table`) against column `x`, one line each, the legend below the axes (it covers no point);
+    optionally a cost column in a panel of its own beside them. `width` inches wide"""
+    fig, axes = plt.subplots(1, 2 if right else 1, figsize=(width, width*0.62), squeeze=False,
+                             gridspec_kw=dict(width_ratios=[2, 1]) if right else None)
+    ax = axes[0, 0]
     for m in metrics: ax.plot(table[x], table[m], 'o-', ms=3.5, lw=1, label=m.replace('_mean', '').replace('valid_', 'validation ').replace('_', ' ').replace('macro f1', 'macro-F1'))
-    ax.set_xlabel(xlabel or x); ax.set_ylabel('score'); ax.grid(alpha=0.3); ax.set_xticks(list(table[x]))
-    if right:
-        ax2 = ax.twinx(); ax2.plot(table[x], table[right[0]], 'k:', marker='x', label=right[1]); ax2.set_ylabel(right[1])
-        ax2.legend(loc='lower right')
-    ax.legend(loc='upper left'); ax.set_title(title); fig.tight_layout()
+    for a in axes.flat: a.set_xlabel(xlabel or x); a.grid(alpha=0.3); a.set_xticks(list(table[x]))
+    ax.set_ylabel('score')
+    if right: axes[0, 1].plot(table[x], table[right[0]], 'k:', marker='x'); axes[0, 1].set_ylabel(right[1])
+    fig.legend(*ax.get_legend_handles_labels(), loc='lower center', ncol=2, bbox_to_anchor=(0.5, 0), frameon=False)
+    if title: fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.5/fig.get_figheight(), 1, 1))
     return save(fig, path)
 
 @mpl.rc_context(PRINT)
