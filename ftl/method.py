@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import pandas as pd
 from .records import read_records, records_frame, cell_key, CONFIG_ADDED
+from .plan import PLAN_FILE
 from .prose import num, pct, table, title, lift_constant, claim, interval
 from . import tables
 
@@ -93,6 +94,12 @@ def budget(v, raw, frames, lay, p):
     raw['budget_hours'] = sum(minutes.values())/60
     v['budget'] = dict(hours=num(raw['budget_hours'], 1), runs=num(len(seen)),
                        per_suite=[f'{n} {m:.1f} min' if m < 10 else f'{n} {m:.0f} min' for n, m in minutes.items()])
+    if (f := lay.results/PLAN_FILE).exists():  # the runs planned before they ran: estimate against what they took
+        plan = pd.read_csv(f).set_index('key').planned_min
+        took = {r.key: r.train_seconds/60 for _, r in runs if r.key in plan.index and not r.reused_from}
+        if took:
+            raw['plan_vs_actual'] = (float(plan[list(took)].sum()), sum(took.values()))
+            v['budget']['planned'] = dict(runs=num(len(took)), planned=num(raw['plan_vs_actual'][0]/60, 1), actual=num(raw['plan_vs_actual'][1]/60, 1))
 
 def decisions(v, raw, frames, lay, p):
     """The decisions a person took during the study and recorded in the results folder (`decisions.csv`: when, what, why),

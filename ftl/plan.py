@@ -15,7 +15,7 @@ from .train import build_learner, mixed_precision, cpu_bf16_flags
 from .callbacks import Checkpoint, History, CHECKPOINT_SECONDS
 from .strategies import N_GROUPS
 
-__all__ = ['Estimate', 'host_id', 'calibrate', 'estimate', 'Progress']
+__all__ = ['Estimate', 'host_id', 'calibrate', 'estimate', 'Progress', 'keep_plan', 'PLAN_FILE']
 
 def host_id() -> str:
     "This host's speed class: CPU model, bf16 instructions, cores, torch threads, GPU and torch version"
@@ -146,3 +146,16 @@ class Progress:
         self.spent, self.start = self.spent + time.time() - self.start, time.time()
         scale = self.spent/self.planned if self.planned > 0 else 1.
         return f"{self.done}/{self.total} runs done, about {sum(self.left.values())*scale/60:.0f} min left"
+
+PLAN_FILE = 'plan.csv'  # in a results folder: each run's estimate as first planned, before it ran (the report sets it beside the actual)
+
+def keep_plan(results, rows) -> 'Path':
+    "Add `rows` (suite, key, planned_min, host, planned_on) to the results folder's plan, keeping each key's first estimate"
+    import pandas as pd
+    from pathlib import Path
+    path = Path(results)/PLAN_FILE
+    new = pd.DataFrame(rows, columns=['suite', 'key', 'planned_min', 'host', 'planned_on'])
+    old = pd.read_csv(path) if path.exists() else new.iloc[:0]
+    both = pd.concat([old, new[~new.key.isin(old.key)]], ignore_index=True)
+    if len(both) != len(old) or not path.exists(): write_atomic(path, lambda t: both.to_csv(t, index=False, float_format='%.1f'))
+    return path

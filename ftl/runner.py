@@ -1,6 +1,7 @@
 """The runner: what a command asks for (`Study`), where it writes (`Layout`), the registry of suites (`register`, `SUITES`,
 filled by the modules of `ftl.studies` in the study's order) and the loop that turns a suite's configs into stored records"""
 from __future__ import annotations
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -13,7 +14,7 @@ from .records import (Record, CorruptRecord, record_path, save_record, load_reco
                       check_writable, records_frame)
 from . import tables
 from .metrics import METRICS
-from .plan import estimate, host_id, Progress
+from .plan import estimate, host_id, Progress, keep_plan
 
 __all__ = ['Layout', 'REPORTED_PRESET', 'Study', 'Suite', 'SUITES', 'register', 'run_suite', 'sequential', 'pending_configs',
            'suite_records', 'complete_records', 'shown_records', 'write_outputs', 'run', 'plan']
@@ -192,7 +193,7 @@ def plan(names, study: Study) -> float:
 def _plan(names, study: Study) -> float:
     "`plan`, inside one dataset resolution"
     import os
-    lay, planned, total = study.layout, set(), 0.
+    lay, planned, total, rows = study.layout, set(), 0., []
     print(f"plan for {study.dataset}, preset {study.preset}, on this host: {host_id()}")
     if os.getloadavg()[0] > (os.cpu_count() or 1)/2:
         print(f"note: the machine is busy (load {os.getloadavg()[0]:.1f}): timings measured now run slower than on an idle machine")
@@ -214,10 +215,12 @@ def _plan(names, study: Study) -> float:
         for e in ests: print(f"  {e.seconds/60:7.1f} min  {e.cfg.key()}" + (f"  (x{e.factor:.2f}: this host's records"
                              + ('' if e.own else ' of other settings') + ')' if e.factor != 1 else ''))
         total += secs
+        rows += [(name, e.cfg.key(), e.seconds/60, host_id(), time.strftime('%Y-%m-%d')) for e in ests if e.seconds == e.seconds]
         if trust and trust['n']: trusts.append(trust)
     print(f"\ntotal: about {total/60:.0f} min ({total/3600:.1f} h) of training on this host")
     for t in trusts[-1:]:
         print(f"trust: over {t['n']} records of this host in the same settings, the uncorrected estimate was {t['median']:.2f}x "
               f"their time (range {t['lo']:.2f}-{t['hi']:.2f}); estimates in those settings are scaled by it")
     if not trusts: print("trust: no records of this host in these settings to check the estimate against")
+    if rows: print(f"each run's first estimate kept in {keep_plan(lay.results, rows)} (the report sets it beside the time it took)")
     return total

@@ -1,4 +1,5 @@
 import time
+import pytest
 from dataclasses import replace
 from ftl.runner import Study, Suite, run_suite, plan
 from ftl.plan import estimate
@@ -45,3 +46,20 @@ def test_the_plan_is_corrected_by_this_hosts_records_of_the_same_setting(tmp_pat
     recs = {r.key: r for r in read_records(tmp_path/'r')}
     for e in e2e:  # the factor is the record's actual over estimated fit time: the same setting is now estimated as it ran
         assert abs(e.fit*e.factor/recs[replace(e.cfg, seed=0).key()].train_seconds - 1) < 1e-6
+
+def test_each_runs_first_estimate_is_kept_and_set_beside_what_it_took(tmp_path, monkeypatch):
+    import pandas as pd
+    from ftl import runner, method
+    from ftl.records import records_frame
+    monkeypatch.setitem(runner.SUITES, 'planned', tiny_suite())
+    study = Study(dataset='synthetic', preset='tiny', results=str(tmp_path/'r'))
+    plan(['planned'], study)
+    first = pd.read_csv(tmp_path/'r'/'plan.csv')
+    assert sorted(first.key) == sorted(c.key() for c in TINY) and (first.suite == 'planned').all()
+    plan(['planned'], study)  # planned again before running: the first estimate stays
+    assert pd.read_csv(tmp_path/'r'/'plan.csv').equals(first)
+    run_suite(runner.SUITES['planned'], study)
+    v, raw = {}, {}
+    method.budget(v, raw, {'planned': records_frame(read_records(tmp_path/'r'/'planned'))}, study.layout, {})
+    took = sum(r.train_seconds for r in read_records(tmp_path/'r'/'planned'))/60
+    assert raw['plan_vs_actual'] == pytest.approx((first.planned_min.sum(), took)) and v['budget']['planned']['runs'] == '3'
