@@ -44,7 +44,7 @@ def values(v, raw, frames, lay, p):
         raw['aug_pairs'] = dict(lower=int((pairs < 0).sum()), higher=int((pairs > 0).sum()))
         v['augment_effect'] = dict(arm=arm, least=f'{dv.max():+.3f}', most=f'{dv.min():+.3f}', lower=num(int((pairs < 0).sum())),
                                    pairs=num(int((pairs != 0).sum())), higher=num(int((pairs > 0).sum())), every=bool((dv < 0).all()))
-    fe, chosen = runs('feature-extraction', best.augment, 'test_macro_f1'), runs(best.strategy, best.augment, 'test_macro_f1')
+    fe, chosen = runs('feature-extraction', best.augment), runs(best.strategy, best.augment)  # on validation: it ranks strategies
     if len(fe) and len(chosen) and best.strategy != 'feature-extraction':  # freezing against the strategy validation chose
         raw['probe_gap'] = tables.paired_diff(chosen, fe)
         v['probe_gap'], v['probe_ref'] = interval(*raw['probe_gap']), f'{best.strategy}, augmentation {best.augment}'
@@ -75,7 +75,7 @@ def strategies(study: Study) -> list:
     return [study.config(arch=arch, strategy=st, augment=aug, seed=s)
             for st in STRATEGIES for aug in study.settings['augment_arms'] for s in study.seeds]
 
-@claim('probe-trails-finetune', 'feature extraction trails the strategy validation chose, in its augmentation arm, in test macro-F1: the paired 95 % interval over seeds lies above zero', 'paired 95 % t-interval')
+@claim('probe-trails-finetune', 'feature extraction trails the strategy validation chose, in its augmentation arm, in validation macro-F1: the paired 95 % interval over seeds lies above zero', 'paired 95 % t-interval')
 def _(r): d, lo, hi = r['probe_gap']; return lo > 0, interval(d, lo, hi) + ' (the chosen strategy minus feature extraction)'
 
 @claim('training-strategies-tied', 'no strategy that trains the backbone, in the best cell\'s augmentation arm, is below the best by a Welch t-test (p < 0.05)', 'Welch t-test against each')
