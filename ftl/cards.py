@@ -38,6 +38,7 @@ class Card:
     classes: dict = field(default_factory=dict)  # class name -> meaning, in label order
     domain: str = ''
     split: object = 'official'  # 'official', 'folders', or {'stratified': [train, valid, test], 'seed': int}
+    split_note: str = ''  # what the split does not keep apart (groups of images that fall on both sides), in a sentence
     tasks: list = field(default_factory=list)
     published: list = field(default_factory=list)
     goals: list = field(default_factory=list)  # what the study should reach on test: task, metric, value, why
@@ -108,7 +109,7 @@ def parse_card(path) -> Card:
     _need(not (extra := sorted(set(meta) - known)), path, extra[0] if extra else '', f'one of {sorted(known)} (unknown field)')
     for name in ('pretty_name', 'description'):
         _need(isinstance(meta.get(name), str) and meta[name].strip(), path, name, 'a non-empty string')
-    for name in ('license', 'domain'): _need(isinstance(meta.get(name, ''), str), path, name, 'a string')
+    for name in ('license', 'domain', 'split_note'): _need(isinstance(meta.get(name, ''), str), path, name, 'a string')
     _need(isinstance(meta.get('ordered', False), bool), path, 'ordered', 'true or false')
     classes = meta.get('classes', {}) or {}
     _need(isinstance(classes, dict) and all(isinstance(v, str) for v in classes.values()), path, 'classes',
@@ -124,7 +125,8 @@ def parse_card(path) -> Card:
     _need(len({t.name for t in tasks}) == len(tasks), path, 'tasks', 'a list with distinct names')
     return Card(meta['pretty_name'].strip(), ' '.join(meta['description'].split()), meta.get('license', ''), citation,
                 {str(k): ' '.join(v.split()) for k, v in classes.items()}, ' '.join(str(meta.get('domain', '')).split()),
-                _split(meta.get('split', 'official'), path), tasks, published, goals, bool(meta.get('ordered', False)), text, str(path))
+                _split(meta.get('split', 'official'), path), ' '.join(str(meta.get('split_note', '')).split()), tasks, published, goals,
+                bool(meta.get('ordered', False)), text, str(path))
 
 def measured_card(source) -> Card:
     "A minimal card of what `source` shows: its classes (meanings unknown), counts per class, image sizes and modes"

@@ -55,7 +55,7 @@ def card_values(source, card: dict | None = None) -> dict:
     name = source.name.split(':', 1)[-1].rstrip('/').split('/')[-1].split('?')[0]
     if card is None or card.get('measured_only'):
         return dict(measured_only=True, pretty_name=name, description='', license=source.info.get('license', ''), citation=[],
-                    classes={c: '' for c in source.classes}, domain='', split='', tasks=[], published=[], goals=[], ordered=False)
+                    classes={c: '' for c in source.classes}, domain='', split='', split_note='', tasks=[], published=[], goals=[], ordered=False)
     meanings = dict(card.get('classes') or {})
     if meanings and set(meanings) != set(source.classes):
         raise UserError(f"The dataset card's classes {sorted(meanings)} are not the classes measured in {source.name} "
@@ -70,7 +70,7 @@ def card_values(source, card: dict | None = None) -> dict:
                   reason=t.get('reason', '')) for t in card.get('tasks') or []]
     return dict(measured_only=False, pretty_name=card.get('pretty_name') or name, description=card.get('description', ''),
                 license=card.get('license', ''), citation=cites, classes={c: meanings.get(c, '') for c in source.classes},
-                domain=card.get('domain') or '', split=card.get('split', ''), tasks=tasks, published=published,
+                domain=card.get('domain') or '', split=card.get('split', ''), split_note=card.get('split_note', ''), tasks=tasks, published=published,
                 goals=[dict(g, value=_value(g['value'])) for g in card.get('goals') or []], ordered=bool(card.get('ordered')))
 
 def data_values(source, card, raw) -> dict:

@@ -37,6 +37,7 @@ def test_elpv_tasks_regroup_the_levels_and_come_from_its_card():
     assert card.task('binary').retired and {'buerhop2018', 'deitsch2019'} <= {c['key'] for c in card.citation}
     assert {p['key'] for p in card.published} <= {c['key'] for c in card.citation}  # every published figure cites a reference of the card
     assert card_of('elpv-defective').pretty_name == card.pretty_name
+    assert 'module' in card.split_note and card_of(load_source('synthetic', 32)).split_note == ''  # what the split cannot keep apart
 
 def test_a_folder_card_defines_tasks_named_with_a_hash(tmp_path):
     root = make_folder(tmp_path/'d')
