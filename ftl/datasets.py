@@ -8,7 +8,7 @@ import numpy as np, pandas as pd
 from PIL import Image
 from fastai.data.transforms import image_extensions
 from .errors import DataError, DatasetMissing
-from .data import (Source, CHUNK, DECODER, GRAY_MODES, SPLIT_SEED, register_dataset, find_dataset, load_source,
+from .data import (Source, CHUNK, DECODER, GRAY_MODES, SPLIT_SEED, register_dataset, find_dataset, resolve_dataset, load_source,
                    stratified_split, decoded_store, _package_dir)
 from .cards import CARDS_DIR, Card, Task, parse_card, measured_card
 
@@ -39,8 +39,7 @@ def register_tasks(base: str):
 def load_card(dataset: str, card_path=None, source: Source = None) -> Card:
     "The card of `dataset`: from `card_path`, else its own card file, else measured from its images (`measured_only`)"
     if card_path is not None: return parse_card(card_path)
-    e, arg = find_dataset(dataset)
-    if e.card and (p := e.card(arg)) is not None: return parse_card(p)
+    if (p := resolve_dataset(dataset).card_path) is not None: return parse_card(p)
     return measured_card(source if source is not None else load_source(dataset, 32))
 
 def card_of(source_or_name) -> Card:
