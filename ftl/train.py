@@ -20,7 +20,7 @@ from .records import Record, SCHEMA_VERSION
 from .errors import ConfigError
 from .files import cache_dir
 
-__all__ = ['prepare', 'build_learner', 'train', 'run', 'run_config', 'export']
+__all__ = ['prepare', 'build_learner', 'train', 'run', 'run_config', 'export', 'probe_as_model']
 
 def prepare(cfg: Config, dataset=None, arch=None):
     """Decode the dataset and convert the packaged weights into the cache (nothing random happens here): a cold cache == a warm
@@ -177,8 +177,15 @@ def export(learn, path) -> Path:
     learn.export(path.name)
     return path
 
+def probe_as_model(cfg: Config, probe):
+    "A cached-feature probe as a whole `Learner`: the frozen pretrained backbone with the probe's trained linear head"
+    learn, _ = build_learner(cfg)
+    learn.model[1][-1].load_state_dict(probe.model[0].state_dict())  # the pooled features are the head's input in both
+    return learn
+
 def run_config(cfg: Config, models=None):
-    "Train one config; keep its learner under `models` when given (end-to-end runs only: a cached-feature probe has no backbone)"
+    "Train one config; keep its learner under `models` when given (a cached-feature probe as its backbone and trained head)"
     learn, rec = train(cfg)
-    if models is not None and rec.train_path == 'end-to-end': export(learn, Path(models)/f'{cfg.key()}.pkl')
+    if models is not None:
+        export(learn if rec.train_path == 'end-to-end' else probe_as_model(cfg, learn), Path(models)/f'{cfg.key()}.pkl')
     return rec
