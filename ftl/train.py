@@ -18,9 +18,9 @@ from .evaluate import test_metrics
 from .losses import make_loss, describe_loss
 from .records import Record, SCHEMA_VERSION
 from .errors import ConfigError
-from .files import cache_dir
+from .files import cache_dir, write_atomic
 
-__all__ = ['prepare', 'build_learner', 'train', 'run', 'run_config', 'export', 'probe_as_model']
+__all__ = ['prepare', 'build_learner', 'train', 'run', 'run_config', 'export', 'probe_as_model', 'probe_head_file']
 
 def prepare(cfg: Config, dataset=None, arch=None):
     """Decode the dataset and convert the packaged weights into the cache (nothing random happens here): a cold cache == a warm
@@ -177,15 +177,18 @@ def export(learn, path) -> Path:
     learn.export(path.name)
     return path
 
-def probe_as_model(cfg: Config, probe):
-    "A cached-feature probe as a whole `Learner`: the frozen pretrained backbone with the probe's trained linear head"
+def probe_head_file(models, key) -> Path: return Path(models)/f'{key}.head.pt'
+
+def probe_as_model(cfg: Config, head: dict):
+    "A cached-feature probe as a whole `Learner`: the frozen pretrained backbone with the probe's trained linear head (`head`)"
     learn, _ = build_learner(cfg)
-    learn.model[1][-1].load_state_dict(probe.model[0].state_dict())  # the pooled features are the head's input in both
+    learn.model[1][-1].load_state_dict(head)  # the pooled features are the head's input in both
     return learn
 
 def run_config(cfg: Config, models=None):
-    "Train one config; keep its learner under `models` when given (a cached-feature probe as its backbone and trained head)"
+    """Train one config; keep its learner under `models` when given (a cached-feature probe keeps only its head, a few KB:
+    `probe_as_model` rebuilds the whole model where one is needed)"""
     learn, rec = train(cfg)
-    if models is not None:
-        export(learn if rec.train_path == 'end-to-end' else probe_as_model(cfg, learn), Path(models)/f'{cfg.key()}.pkl')
+    if models is not None and rec.train_path == 'end-to-end': export(learn, Path(models)/f'{cfg.key()}.pkl')
+    elif models is not None: write_atomic(probe_head_file(models, cfg.key()), lambda t: torch.save(learn.model[0].state_dict(), t))
     return rec

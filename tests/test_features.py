@@ -43,13 +43,12 @@ def test_linear_probe_runs_on_cached_features_and_says_so(tiny):
     assert tiny[2].train_path == 'end-to-end'  # a run of another strategy trains end to end (the session's fine-tune run)
 
 @pytest.mark.parametrize('arch, size', [('efficientnet_lite0', 32), ('vit_small_dinov2', 28)])
-def test_a_probe_is_exported_as_a_whole_model_that_predicts_as_it_was_scored(tmp_path, arch, size):
-    from fastai.learner import load_learner
-    from ftl.train import run_config
+def test_a_probe_keeps_its_head_and_is_made_whole_as_it_was_scored(tmp_path, arch, size):
+    from ftl.train import run_config, probe_as_model, probe_head_file
     cfg = Config(dataset='synthetic', size=size, arch=arch, epochs=2, bs=16, strategy='feature-extraction')
     rec = run_config(cfg, tmp_path)
-    assert rec.train_path == 'cached-features'
-    learn = load_learner(tmp_path/f'{cfg.key()}.pkl')  # a backbone and the probe's head: analysis and predict need one
+    assert rec.train_path == 'cached-features' and not list(tmp_path.glob('*.pkl'))  # a few KB kept, not the backbone
+    learn = probe_as_model(cfg, torch.load(probe_head_file(tmp_path, cfg.key()), weights_only=True))
     src = load_source('synthetic', size)
     probs, _ = learn.get_preds(dl=learn.dls.test_dl([src.images[i] for i in src.idx('test')]))
     assert np.allclose(probs.numpy(), rec.predictions['test']['probs'], atol=1e-3)

@@ -1,11 +1,14 @@
 "Where and why the headline model fails on the test split: confusion, per class, label issues, errors by category"
 from __future__ import annotations
 import json, shutil
+import torch
 import pandas as pd
 from ..errors import UserError
 from ..records import check_writable
 from ..runner import Study, register, suite_records
 from ..choices import best_record
+from ..config import Config
+from ..train import export, probe_as_model, probe_head_file
 from ..analysis import RULES, with_commentary
 from ..prose import num, pct, table, title, claim, p_words, ALPHA
 
@@ -61,7 +64,9 @@ def analysis(study: Study):
     out = check_writable(lay.tables/'analysis')
     model, tag = out/'model.pkl', out/'model.json'
     if not (model.exists() and tag.exists() and json.loads(tag.read_text()).get('key') == rec.key):
-        exported = lay.models/f'{rec.key}.pkl'
+        exported, head = lay.models/f'{rec.key}.pkl', probe_head_file(lay.models, rec.key)
+        if not exported.exists() and head.exists():  # a cached-feature probe: its backbone and its trained head, made whole
+            export(probe_as_model(Config(**rec.config), torch.load(head, weights_only=True)), exported)
         if not exported.exists():  # never retrain: a retrained model is not the recorded one, and a committed study's costs hours
             raise UserError(f"No exported learner of {rec.key} (the model to analyse) at {exported} or {model}: run "
                             f"--suite {rec.suite} --preset {study.preset} with the same --dataset and --results to train and export it")
