@@ -3,7 +3,8 @@ torch version), times the steps each pending run takes at most, corrected by thi
 from __future__ import annotations
 import hashlib, json, math, os, platform, tempfile, time
 from dataclasses import dataclass, replace
-import numpy as np, torch
+from pathlib import Path
+import numpy as np, pandas as pd, torch
 from fastai.vision.all import Callback, CancelTrainException, CancelFitException, find_bs
 from .config import Config
 from .data import subset_indices, load_source
@@ -149,10 +150,8 @@ class Progress:
 
 PLAN_FILE = 'plan.csv'  # in a results folder: each run's estimate as first planned, before it ran (the report sets it beside the actual)
 
-def keep_plan(results, rows) -> 'Path':
+def keep_plan(results, rows) -> Path:
     "Add `rows` (suite, key, planned_min, host, planned_on) to the results folder's plan, keeping each key's first estimate"
-    import pandas as pd
-    from pathlib import Path
     path = Path(results)/PLAN_FILE
     new = pd.DataFrame(rows, columns=['suite', 'key', 'planned_min', 'host', 'planned_on'])
     old = pd.read_csv(path) if path.exists() else new.iloc[:0]

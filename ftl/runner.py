@@ -1,7 +1,7 @@
 """The runner: what a command asks for (`Study`), where it writes (`Layout`), the registry of suites (`register`, `SUITES`,
 filled by the modules of `ftl.studies` in the study's order) and the loop that turns a suite's configs into stored records"""
 from __future__ import annotations
-import time
+import math, time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -193,8 +193,8 @@ def plan(names, study: Study) -> float:
 def _plan(names, study: Study) -> float:
     "`plan`, inside one dataset resolution"
     import os
-    lay, planned, total, rows = study.layout, set(), 0., []
-    print(f"plan for {study.dataset}, preset {study.preset}, on this host: {host_id()}")
+    lay, planned, total, rows, host = study.layout, set(), 0., [], host_id()
+    print(f"plan for {study.dataset}, preset {study.preset}, on this host: {host}")
     if os.getloadavg()[0] > (os.cpu_count() or 1)/2:
         print(f"note: the machine is busy (load {os.getloadavg()[0]:.1f}): timings measured now run slower than on an idle machine")
     candidates, trusts = (), []
@@ -215,7 +215,7 @@ def _plan(names, study: Study) -> float:
         for e in ests: print(f"  {e.seconds/60:7.1f} min  {e.cfg.key()}" + (f"  (x{e.factor:.2f}: this host's records"
                              + ('' if e.own else ' of other settings') + ')' if e.factor != 1 else ''))
         total += secs
-        rows += [(name, e.cfg.key(), e.seconds/60, host_id(), time.strftime('%Y-%m-%d')) for e in ests if e.seconds == e.seconds]
+        rows += [(name, e.cfg.key(), e.seconds/60, host, time.strftime('%Y-%m-%d')) for e in ests if math.isfinite(e.seconds)]
         if trust and trust['n']: trusts.append(trust)
     print(f"\ntotal: about {total/60:.0f} min ({total/3600:.1f} h) of training on this host")
     for t in trusts[-1:]:

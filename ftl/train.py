@@ -189,6 +189,6 @@ def run_config(cfg: Config, models=None):
     """Train one config; keep its learner under `models` when given (a cached-feature probe keeps only its head, a few KB:
     `probe_as_model` rebuilds the whole model where one is needed)"""
     learn, rec = train(cfg)
-    if models is not None and rec.train_path == 'end-to-end': export(learn, Path(models)/f'{cfg.key()}.pkl')
-    elif models is not None: write_atomic(probe_head_file(models, cfg.key()), lambda t: torch.save(learn.model[0].state_dict(), t))
+    if models is not None and rec.train_path == 'end-to-end': export(learn, Path(models)/f'{rec.key}.pkl')  # the key train computed
+    elif models is not None: write_atomic(probe_head_file(models, rec.key), lambda t: torch.save(learn.model[0].state_dict(), t))
     return rec

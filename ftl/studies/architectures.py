@@ -20,16 +20,15 @@ def values(v, raw, frames, lay, p):
     v['arch_restored'] = num(int(a.record.map(figures.restored_early).sum()))  # runs whose curves mark a restored epoch
     t = tables.architecture_table(a, cost_table(lay.results/'benchmark'))
     if 'params_M' not in t: t['params_M'] = t.arch.map(a.groupby('arch').params.first()/1e6)  # not benchmarked: the records' count
-    lat = sorted((c for c in t.columns if c.startswith('cpu_ms_')), key=lambda c: int(c.split('_')[2][:-2]))
+    px = lambda c: c.split('_')[2][:-2]  # 'cpu_ms_128px' -> '128'
+    lat, gpu = (sorted((c for c in t.columns if c.startswith(f'{d}_ms_') and c.endswith('px')), key=lambda c: int(px(c))) for d in ('cpu', 'gpu'))
     cols = {'architecture': lambda r: title(r.arch), 'pretraining': lambda r: r.pretraining.split(' (')[0],
             'test accuracy': lambda r: pm(r.test_accuracy_mean, r.test_accuracy_std),
             'test macro-F1': lambda r: pm(r.test_macro_f1_mean, r.test_macro_f1_std),
             'valid macro-F1': lambda r: pm(r.valid_macro_f1_mean, r.valid_macro_f1_std),
             'params (M)': lambda r: num(r.params_M, 2), **({'MB': lambda r: num(r.size_mb, 1)} if 'size_mb' in t else {})}
-    cols.update({f"CPU ms, {c.split('_')[2][:-2]} px": (lambda r, c=c: num(r[c], 1)) for c in lat})
-    gpu = sorted((c for c in t.columns if c.startswith('gpu_ms_') and c.endswith('px')), key=lambda c: int(c.split('_')[2][:-2]))
-    cols.update({f"GPU ms, {c.split('_')[2][:-2]} px": (lambda r, c=c: num(r[c], 1)) for c in gpu} if gpu else
-                {'GPU ms': lambda r: 'not measured: no GPU'})  # `--suite benchmark` on a CUDA machine fills it
+    cols.update({f"{c[:3].upper()} ms, {px(c)} px": (lambda r, c=c: num(r[c], 1)) for c in lat + gpu})
+    if not gpu: cols['GPU ms'] = lambda r: 'not measured: no GPU'  # `--suite benchmark` on a CUDA machine fills it
     v['architectures'] = table(t, cols)
     runs = grid_runs(p['name'])
     fits = tables.grid_candidates(a, p.get('grid_hours'), runs)  # the rule choices.best_arch applies
@@ -59,7 +58,7 @@ def values(v, raw, frames, lay, p):
                                      ratio=f'{large.params_M/small.params_M:.1f}')
     if lat:  # what the best backbone costs beside the grids' one, at each size timed
         tb, tc = t.set_index('arch').loc[top.arch], best
-        v['cost'] = dict(params=f'{tb.params_M/tc.params_M:.0f}', px=[c.split('_')[2][:-2] + ' px' for c in lat],
+        v['cost'] = dict(params=f'{tb.params_M/tc.params_M:.0f}', px=[px(c) + ' px' for c in lat],
                          best_ms=[num(tb[c], 1) for c in lat], chosen_ms=[num(tc[c], 1) for c in lat])
 
 def _architectures_outputs(study, df):

@@ -49,10 +49,12 @@ def census(study: Study) -> dict:
     return _census_of(study.dataset, study.settings['size'], dataset_id(study.dataset))
 
 # name -> the Config fields it changes, from the best cell's config and the dataset (None: it does not apply to this dataset)
+def _fitting(c, study) -> dict: return dict(augment=fitting_augmentation(census(study)))
+
 LEVERS = {
-    'augmentation that fits, twice the epochs': lambda c, study: dict(augment=fitting_augmentation(census(study)), epochs=2*c.epochs),
+    'augmentation that fits, twice the epochs': lambda c, study: dict(_fitting(c, study), epochs=2*c.epochs),
     'ordinal soft labels': lambda c, study: dict(loss='ordinal') if card_of(study.dataset).ordered else None,
-    'augmentation that fits': lambda c, study: dict(augment=fitting_augmentation(census(study))),
+    'augmentation that fits': _fitting,
 }
 SETTINGS = {'study': ('ordinal soft labels', 'augmentation that fits, twice the epochs'),  # the levers a preset tries, cheapest first
             'tiny': ('ordinal soft labels', 'augmentation that fits')}  # a first look: its schedule, not twice
